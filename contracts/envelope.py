@@ -1,31 +1,65 @@
 """The one JSON envelope every message value carries (design §3)."""
 
 from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
+if TYPE_CHECKING:
+    from contracts.events.base import Event
+
 
 class Envelope(BaseModel):
-    """Metadata around one event; `data` holds the event's own fields."""
+    """Metadata around one event; `data` holds the event's own fields.
+
+    The Kafka message key is `stream_id`; `event_type` and `correlation_id` are also sent as
+    Kafka headers so that routers and dead-letter tools need not parse the value.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: UUID
-    event_type: str
-    schema_version: int = Field(ge=1)
-    stream_id: str
+    event_id: UUID = Field(description="Unique id of the event; consumers deduplicate on it.")
+    event_type: str = Field(description="Name of the event, e.g. UserVerified.")
+    schema_version: int = Field(ge=1, description="Version of the schema `data` follows.")
+    stream_id: str = Field(description="Id of the aggregate the event belongs to; also the Kafka message key.")
     stream_version: int = Field(ge=1, description="1-based position of the event in its stream")
     occurred_at: AwareDatetime = Field(description="UTC, RFC 3339")
     producer: str = Field(description="name of the service that decided the event")
-    correlation_id: str
-    causation_id: str | None = None
-    data: dict[str, Any]
+    correlation_id: str = Field(description="Id shared by every event of one business flow (e.g. one application).")
+    causation_id: str | None = Field(default=None, description="event_id of the event that caused this one, if any.")
+    data: dict[str, Any] = Field(description="The event's own fields, see its schema.")
 
     @field_serializer("occurred_at")
     def _utc_rfc3339(self, value: datetime) -> str:
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    @classmethod
+    def wrap(
+        cls,
+        event: "Event",
+        *,
+        stream_id: str,
+        stream_version: int,
+        producer: str,
+        correlation_id: str,
+        causation_id: str | None = None,
+        event_id: UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> "Envelope":
+        """Put an event in an envelope (a new event_id and the current time unless given)."""
+        return cls(
+            event_id=uuid4() if event_id is None else event_id,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            stream_id=stream_id,
+            stream_version=stream_version,
+            occurred_at=datetime.now(UTC) if occurred_at is None else occurred_at,
+            producer=producer,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            data=event.payload(),
+        )
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
@@ -33,6 +67,9 @@ class Envelope(BaseModel):
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Envelope":
         return cls.model_validate_json(raw)
+
+    def kafka_key(self) -> bytes:
+        return self.stream_id.encode()
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         return [

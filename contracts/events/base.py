@@ -1,8 +1,19 @@
-"""Base of every event model, public or not, and the registry that maps names to classes."""
+"""Base of every event model, public or not, the registry that maps names to classes, and the
+field types that several services' events share (so one format is written down exactly once).
+"""
 
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+)
 
 _REGISTRY: dict[tuple[str, int], type["Event"]] = {}
 
@@ -39,3 +50,80 @@ def event_class(event_type: str, schema_version: int) -> type[Event]:
 
 def registered_events() -> list[type[Event]]:
     return sorted(_REGISTRY.values(), key=lambda c: (c.event_type, c.schema_version))
+
+
+def latest_version(event_type: str) -> int:
+    """The newest schema version for which a class of `event_type` is registered."""
+    versions = [version for (name, version) in _REGISTRY if name == event_type]
+    if not versions:
+        raise KeyError(event_type)
+    return max(versions)
+
+
+# --- shared field types ---------------------------------------------------------------------
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _rfc3339_utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(_rfc3339_utc, return_type=str, when_used="json"),
+]
+"""An instant. Input must carry an offset; it is kept in UTC and written as RFC 3339 with `Z`."""
+
+MAINLAND_MOBILE_PATTERN: Final = r"^\+861[3-9]\d{9}$"
+MainlandMobile = Annotated[str, Field(pattern=MAINLAND_MOBILE_PATTERN, examples=["+8613800138000"])]
+"""A mainland China mobile number in E.164 form."""
+
+MaskedPhone = Annotated[str, Field(pattern=r"^\+861[3-9]\d\*{4}\d{4}$", examples=["+86138****8000"])]
+"""A mainland mobile number with its middle four digits hidden, see `mask_phone`."""
+
+MaskedIdNumber = Annotated[str, Field(pattern=r"^\d{4}\*{10}\d{3}[0-9X]$", examples=["3204**********1234"])]
+"""A resident ID number (GB 11643) with only its first four and last four characters shown."""
+
+RegionCode = Annotated[str, Field(pattern=r"^[1-9]\d{5}$", examples=["320402"])]
+"""A six-digit administrative division code (GB/T 2260); Changzhou's start 3204."""
+
+Gender = Literal["male", "female"]
+PensionTier = Annotated[int, Field(ge=1, le=5)]
+"""Pension (养老保险) contribution tier: 1 = 一档 … 5 = 五档."""
+MedicalTier = Literal[5]
+"""Medical insurance (医疗保险) contribution tier: the guide offers only the fifth tier."""
+Fen = Annotated[StrictInt, Field(ge=0)]
+"""An amount of money in integer fen (1 yuan = 100 fen); never a float."""
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+CHANGZHOU_PREFIX: Final = "3204"
+JIANGSU_PREFIX: Final = "32"
+
+
+def mask_phone(e164: str) -> str:
+    """`+8613800138000` -> `+86138****8000`: the form of phone numbers in logs and events."""
+    return f"{e164[:6]}****{e164[-4:]}"
+
+
+def mask_id_number(id_number: str) -> str:
+    """`320402199003071234` -> `3204**********1234`: first four and last four characters."""
+    normalized = id_number.strip().upper()
+    return f"{normalized[:4]}{'*' * 10}{normalized[-4:]}"
+
+
+def check_masked_id(masked: str, gender: str, region_code: str | None = None) -> None:
+    """Cross-check a masked ID number with facts derived from the same number.
+
+    GB 11643: the 17th character is odd for men and even for women, and the first six are the
+    region of first issue. Raises ValueError on a contradiction (a producer bug).
+    """
+    odd = int(masked[16]) % 2 == 1
+    if odd != (gender == "male"):
+        raise ValueError(f"gender {gender!r} contradicts the masked ID number's 17th digit")
+    if region_code is not None and not region_code.startswith(masked[:4]):
+        raise ValueError("id_region_code does not start with the masked ID number's first digits")

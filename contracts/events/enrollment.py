@@ -1,0 +1,271 @@
+"""Events of the enrollment service (topic `enrollment.events`, key = application_id): one
+application for flexible-employment enrolment (参保登记), from the notice to submission.
+"""
+
+from datetime import date
+from typing import Literal, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.events.base import (
+    CHANGZHOU_PREFIX,
+    JIANGSU_PREFIX,
+    Event,
+    Gender,
+    MainlandMobile,
+    MaskedIdNumber,
+    MedicalTier,
+    NonEmptyStr,
+    PensionTier,
+    RegionCode,
+    Sha256Hex,
+    UtcDatetime,
+    check_masked_id,
+)
+
+HouseholdKind = Literal["changzhou", "jiangsu_resident"]
+DocumentKind = Literal["id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page", "residence_permit"]
+
+_EXAMPLE_APPLICATION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+_EXAMPLE_APPLICANT = "0f8fad5b-d9cb-469f-a165-70867728950e"
+_EXAMPLE_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def check_tiers(pension_tier: int | None, medical_tier: int | None) -> None:
+    """Guide, PART-5: each insurance may be 无 (none), but choosing none for both enrols nothing."""
+    if pension_tier is None and medical_tier is None:
+        raise ValueError("pension_tier and medical_tier are both none: nothing to enrol")
+
+
+def check_household(kind: str, household_region_code: str, residence_district_code: str) -> None:
+    """Guide, Q2: "本市户籍或居住地为本市的我省户籍人员" (Changzhou household, or a Jiangsu
+    household elsewhere with residence in Changzhou). The kind must agree with the codes."""
+    if kind == "changzhou":
+        if not household_region_code.startswith(CHANGZHOU_PREFIX):
+            raise ValueError("household_kind changzhou needs a Changzhou (3204…) household code")
+    elif kind == "jiangsu_resident":
+        if not household_region_code.startswith(JIANGSU_PREFIX) or (household_region_code.startswith(CHANGZHOU_PREFIX)):
+            raise ValueError("household_kind jiangsu_resident needs a Jiangsu household code outside Changzhou")
+        if not residence_district_code.startswith(CHANGZHOU_PREFIX):
+            raise ValueError("household_kind jiangsu_resident needs a Changzhou residence district")
+
+
+_PENSION_DESCRIPTION = "Pension insurance (养老保险) tier 1-5 (一档…五档); null = 无 (not enrolled)."
+_MEDICAL_DESCRIPTION = "Medical insurance (医疗保险) tier: only 5; null = 无 (not enrolled)."
+_HOUSEHOLD_KIND_DESCRIPTION = (
+    "changzhou: household registered in Changzhou; jiangsu_resident: household registered "
+    "elsewhere in Jiangsu, living in Changzhou."
+)
+_HOUSEHOLD_REGION_DESCRIPTION = "Administrative code of the household registration (户籍)."
+_RESIDENCE_DESCRIPTION = "Administrative code of the Changzhou district of residence."
+
+
+class NoticeAccepted(Event):
+    """The applicant read and agreed to the enrolment notice; this opens the application.
+
+    Guide, PART-4: "阅读“灵活就业人员参保登须知”（请务必仔细阅读），点击“同意”。"
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "notice_version": "2020-12",
+                    "accepted_at": "2025-03-02T01:25:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    notice_version: NonEmptyStr = Field(description="Version of the notice (参保登记须知) the applicant agreed to.")
+    accepted_at: UtcDatetime = Field(description="When the applicant clicked 同意 (UTC).")
+
+
+class ApplicationDrafted(Event):
+    """The applicant chose insurances, tiers and household situation (a draft; can be redone).
+
+    Guide, PART-5: "“养老保险”有五档……如不选择参加养老保险请点击“无”。“医疗保险”仅有第五档，如不
+    选择参加医疗保险请点击“无”。"
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "pension_tier": 3,
+                    "medical_tier": 5,
+                    "household_kind": "changzhou",
+                    "household_region_code": "320402",
+                    "residence_district_code": "320411",
+                    "drafted_at": "2025-03-02T01:27:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    pension_tier: PensionTier | None = Field(description=_PENSION_DESCRIPTION)
+    medical_tier: MedicalTier | None = Field(description=_MEDICAL_DESCRIPTION)
+    household_kind: HouseholdKind = Field(description=_HOUSEHOLD_KIND_DESCRIPTION)
+    household_region_code: RegionCode = Field(description=_HOUSEHOLD_REGION_DESCRIPTION)
+    residence_district_code: RegionCode = Field(description=_RESIDENCE_DESCRIPTION)
+    drafted_at: UtcDatetime = Field(description="When the choices were saved (UTC).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        check_tiers(self.pension_tier, self.medical_tier)
+        check_household(self.household_kind, self.household_region_code, self.residence_district_code)
+        return self
+
+
+class DocumentUploaded(Event):
+    """A supporting document was stored for the application (a later upload of the same kind
+    replaces the earlier one).
+
+    Guide, PART-6: "上传身份证（正、反面）、户口簿（首页和本人信息所在页）或居住证资料".
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "kind": "id_card_front",
+                    "sha256": _EXAMPLE_SHA,
+                    "content_type": "image/jpeg",
+                    "size_bytes": 482113,
+                    "blob_ref": "blobs/7c9e6679-7425-40de-944b-e07fc1f90ae7/id_card_front",
+                    "uploaded_at": "2025-03-02T01:30:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    kind: DocumentKind = Field(
+        description="Which document: ID card front/back, household register first page / own page, or residence permit."
+    )
+    sha256: Sha256Hex = Field(description="SHA-256 of the stored bytes, lowercase hex.")
+    content_type: NonEmptyStr = Field(description="Media type of the file, e.g. image/jpeg.")
+    size_bytes: int = Field(ge=1, description="Size of the file in bytes.")
+    blob_ref: NonEmptyStr = Field(description="Where the enrollment service stored the file; opaque to other services.")
+    uploaded_at: UtcDatetime = Field(description="When the upload completed (UTC).")
+
+
+class SubmittedDocument(BaseModel):
+    """One document as it stood when the application was submitted."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: DocumentKind = Field(description="Which document.")
+    sha256: Sha256Hex = Field(description="SHA-256 of the stored bytes, lowercase hex.")
+    blob_ref: NonEmptyStr = Field(description="Where the enrollment service stored the file.")
+    content_type: NonEmptyStr = Field(description="Media type of the file, e.g. image/jpeg.")
+
+
+def check_documents(kinds: list[str]) -> None:
+    """Guide, PART-6: ID card front and back, plus either the household register's first page and
+    the applicant's own page, or the residence permit. One document per kind."""
+    present = set(kinds)
+    if len(present) != len(kinds):
+        raise ValueError("a document kind appears twice")
+    missing = {"id_card_front", "id_card_back"} - present
+    if missing:
+        raise ValueError(f"missing documents: {', '.join(sorted(missing))}")
+    if not ({"hukou_first_page", "hukou_own_page"} <= present or "residence_permit" in present):
+        raise ValueError("needs hukou_first_page and hukou_own_page, or residence_permit (户口簿或居住证)")
+
+
+class EnrollmentSubmitted(Event):
+    """The applicant checked the application and submitted it for review (提交申报).
+
+    Guide, PART-7: "查看核对申请信息确认后，点击“提交申报”，参保登记申请即完成。" A rejected
+    application may be corrected and submitted again: `attempt` counts submissions. The event is
+    self-contained so the reviewer needs no other service's data.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "attempt": 1,
+                    "applicant_name": "张三",
+                    "id_number_masked": "3204**********1234",
+                    "birth_date": "1990-03-07",
+                    "gender": "male",
+                    "phone": "+8613800138000",
+                    "pension_tier": 3,
+                    "medical_tier": 5,
+                    "household_kind": "changzhou",
+                    "household_region_code": "320402",
+                    "residence_district_code": "320411",
+                    "documents": [
+                        {
+                            "kind": kind,
+                            "sha256": _EXAMPLE_SHA,
+                            "blob_ref": f"blobs/{_EXAMPLE_APPLICATION}/{kind}",
+                            "content_type": "image/jpeg",
+                        }
+                        for kind in (
+                            "id_card_front",
+                            "id_card_back",
+                            "hukou_first_page",
+                            "hukou_own_page",
+                        )
+                    ],
+                    "notice_version": "2020-12",
+                    "submitted_at": "2025-03-02T01:40:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    attempt: int = Field(ge=1, description="1 for the first submission, +1 per resubmission.")
+    applicant_name: NonEmptyStr = Field(description="Verified legal name of the applicant.")
+    id_number_masked: MaskedIdNumber = Field(
+        description="Applicant's resident ID number, first four and last four characters only."
+    )
+    birth_date: date = Field(description="Birth date from the verified ID number.")
+    gender: Gender = Field(description="Gender from the verified ID number.")
+    phone: MainlandMobile = Field(
+        description="Applicant's mobile number, E.164, for the reviewer to call. Personal data: mask it in logs."
+    )
+    pension_tier: PensionTier | None = Field(description=_PENSION_DESCRIPTION)
+    medical_tier: MedicalTier | None = Field(description=_MEDICAL_DESCRIPTION)
+    household_kind: HouseholdKind = Field(description=_HOUSEHOLD_KIND_DESCRIPTION)
+    household_region_code: RegionCode = Field(description=_HOUSEHOLD_REGION_DESCRIPTION)
+    residence_district_code: RegionCode = Field(description=_RESIDENCE_DESCRIPTION)
+    documents: list[SubmittedDocument] = Field(
+        description="The documents submitted: ID card front and back, plus household register "
+        "first and own page or residence permit; one per kind."
+    )
+    notice_version: NonEmptyStr = Field(description="Version of the notice the applicant accepted.")
+    submitted_at: UtcDatetime = Field(description="When the applicant clicked 提交申报 (UTC).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        check_tiers(self.pension_tier, self.medical_tier)
+        check_household(self.household_kind, self.household_region_code, self.residence_district_code)
+        check_documents([document.kind for document in self.documents])
+        check_masked_id(self.id_number_masked, self.gender)
+        return self
+
+
+EVENTS: tuple[type[Event], ...] = (
+    NoticeAccepted,
+    ApplicationDrafted,
+    DocumentUploaded,
+    EnrollmentSubmitted,
+)

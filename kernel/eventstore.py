@@ -1,0 +1,187 @@
+"""Append-only event store on PostgreSQL with optimistic concurrency on (stream_id, version)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from contracts.envelope import Envelope
+from contracts.events.base import Event
+from kernel.db import Connection, Executor
+
+
+class ConcurrencyError(Exception):
+    """Someone else appended to the stream since it was loaded: reload and decide again."""
+
+    def __init__(self, stream_id: str, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    envelope: Envelope
+
+
+_COLUMNS = (
+    "position, event_id, stream_id, stream_version, event_type, schema_version, "
+    "occurred_at, correlation_id, causation_id, data"
+)
+
+# One statement writes the events and their outbox rows, so a batch costs one round trip.
+_APPEND = """
+WITH appended AS (
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,
+                        occurred_at, correlation_id, causation_id, data)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[],
+                         $6::timestamptz[], $7::text[], $8::text[], $9::jsonb[])
+    RETURNING position, event_type, schema_version
+)
+INSERT INTO outbox (position)
+SELECT position FROM appended WHERE (event_type, schema_version) IN
+    (SELECT * FROM unnest($10::text[], $11::int[]))
+"""
+
+
+class EventStore:
+    """One service's event log. Methods take a connection so that callers choose the transaction."""
+
+    def __init__(self, producer: str, schema: str | None = None) -> None:
+        self.producer = producer
+        self.schema = schema or producer
+        self.outbox_channel = f"{self.schema}_outbox"
+
+    def envelope_from_row(self, row: asyncpg.Record) -> Envelope:
+        return Envelope(
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            schema_version=row["schema_version"],
+            stream_id=row["stream_id"],
+            stream_version=row["stream_version"],
+            occurred_at=row["occurred_at"],
+            producer=self.producer,
+            correlation_id=row["correlation_id"],
+            causation_id=row["causation_id"],
+            data=row["data"],
+        )
+
+    async def append(
+        self,
+        conn: Connection,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        correlation_id: str,
+        causation_id: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Envelope]:
+        """Append after `expected_version` (0 for a new stream), or raise ConcurrencyError.
+
+        Call it inside the transaction that also records the decision's other effects.
+        """
+        if not events:
+            return []
+        occurred = now or datetime.now(UTC)
+        envelopes = [
+            Envelope(
+                event_id=uuid4(),
+                event_type=e.event_type,
+                schema_version=e.schema_version,
+                stream_id=stream_id,
+                stream_version=expected_version + i,
+                occurred_at=occurred,
+                producer=self.producer,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                data=e.payload(),
+            )
+            for i, e in enumerate(events, start=1)
+        ]
+        await self.append_envelopes(conn, envelopes, {(e.event_type, e.schema_version) for e in events if e.public})
+        return envelopes
+
+    async def append_envelopes(
+        self,
+        conn: Connection,
+        envelopes: Sequence[Envelope],
+        published: set[tuple[str, int]],
+    ) -> None:
+        """Low-level append of ready envelopes (several streams at once is allowed)."""
+        if not envelopes:
+            return
+        async with conn.transaction():
+            for stream_id, first in _first_versions(envelopes).items():
+                if first > 1 and not await conn.fetchval(
+                    "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, first - 1
+                ):
+                    raise ConcurrencyError(stream_id, first - 1)
+            columns = _columns(envelopes)
+            kinds = sorted(published)
+            try:
+                await conn.execute(_APPEND, *columns, [k[0] for k in kinds], [k[1] for k in kinds])
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name and "stream" in exc.constraint_name:
+                    stream_id = envelopes[0].stream_id
+                    raise ConcurrencyError(stream_id, envelopes[0].stream_version - 1) from exc
+                raise
+            await conn.execute("SELECT pg_notify($1, '')", self.outbox_channel)
+
+    async def load(self, conn: Executor, stream_id: str) -> list[Envelope]:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
+        )
+        return [self.envelope_from_row(r) for r in rows]
+
+    async def read_all(self, conn: Executor, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Events in log order, never past a transaction that might still commit below them.
+
+        Positions are taken at insert time but become visible at commit time, so a reader that
+        just follows positions could pass a gap that a slow transaction fills later. Reading
+        only events whose transaction precedes the oldest one still running closes that gap.
+        """
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE position > $1 "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY position LIMIT $2",
+            after_position,
+            limit,
+        )
+        return [StoredEvent(position=r["position"], envelope=self.envelope_from_row(r)) for r in rows]
+
+    async def stream_version(self, conn: Executor, stream_id: str) -> int:
+        version = await conn.fetchval("SELECT max(stream_version) FROM events WHERE stream_id = $1", stream_id)
+        return int(version or 0)
+
+
+def _first_versions(envelopes: Sequence[Envelope]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for e in envelopes:
+        first[e.stream_id] = min(first.get(e.stream_id, e.stream_version), e.stream_version)
+    return first
+
+
+def _columns(envelopes: Sequence[Envelope]) -> list[list[Any]]:
+    return [
+        [e.event_id for e in envelopes],
+        [e.stream_id for e in envelopes],
+        [e.stream_version for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.schema_version for e in envelopes],
+        [e.occurred_at for e in envelopes],
+        [e.correlation_id for e in envelopes],
+        [e.causation_id for e in envelopes],
+        [e.data for e in envelopes],
+    ]
+
+
+def new_correlation_id() -> str:
+    return str(uuid4())
+
+
+def as_uuid(value: str | UUID) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)

@@ -1,0 +1,143 @@
+"""One service process: database, migrations, outbox relay, Kafka consumers and the HTTP app."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from contracts.topics import dlq_topic, events_topic
+from kernel.consumer import Handler, IdempotentConsumer, subscribe
+from kernel.db import Migration, create_pool, migrate
+from kernel.eventstore import EventStore
+from kernel.logging import configure_logging, get_logger
+from kernel.relay import OutboxRelay, new_producer
+from kernel.settings import ServiceSettings
+from kernel.web import install_correlation, install_operational_routes, install_problem_handlers
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group of this service: the topics it reads and a handler per event type."""
+
+    group: str
+    topics: Sequence[str]
+    handlers: dict[str, Handler]
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    migrations: Sequence[Migration] = ()
+    subscriptions: Sequence[Subscription] = ()
+    background: Sequence[Callable[["ServiceRuntime"], Any]] = ()
+    store: EventStore = field(init=False)
+    _pool: asyncpg.Pool | None = field(default=None, init=False)
+    _producer: AIOKafkaProducer | None = field(default=None, init=False)
+    _broker: KafkaBroker | None = field(default=None, init=False)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    relay: OutboxRelay | None = field(default=None, init=False)
+    _started_hooks: list[Callable[[], Any]] = field(default_factory=list, init=False)
+
+    def on_started(self, hook: Callable[[], Any]) -> Callable[[], Any]:
+        """Run `hook` once the pool and producer exist (wire service layers to them)."""
+        self._started_hooks.append(hook)
+        return hook
+
+    def __post_init__(self) -> None:
+        self.store = EventStore(producer=self.settings.service, schema=self.settings.db_schema)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "runtime not started"
+        return self._producer
+
+    async def start(self) -> None:
+        s = self.settings
+        self._pool = await create_pool(s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max)
+        await migrate(self._pool, s.db_schema, self.migrations)
+        self._producer = new_producer(s.kafka_bootstrap, client_id=s.service)
+        await self._producer.start()
+        for hook in self._started_hooks:
+            hook()
+        if s.relay_enabled:
+            self.relay = OutboxRelay(
+                self._pool, self.store, self._producer, events_topic(s.service), batch_max=s.batch_max
+            )
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{s.service}-relay"))
+        if s.consumers_enabled and self.subscriptions:
+            self._broker = KafkaBroker(s.kafka_bootstrap, client_id=f"{s.service}-consumer", logger=None)
+            for sub in self.subscriptions:
+                consumer = IdempotentConsumer(
+                    name=sub.group,
+                    pool=self._pool,
+                    producer=self._producer,
+                    dlq_topic=dlq_topic(s.service),
+                    handlers=sub.handlers,
+                    max_attempts=s.consumer_max_attempts,
+                )
+                subscribe(self._broker, consumer, sub.topics, batch_max=s.batch_max, batch_wait_ms=s.batch_wait_ms)
+            await self._broker.start()
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
+        log.info("service_started", port=s.http_port())
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": False, "kafka": False}
+        with contextlib.suppress(Exception):
+            checks["database"] = await self.pool.fetchval("SELECT true") is True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2.0)
+            checks["kafka"] = True
+        return checks
+
+    def create_app(self, title: str, description: str = "", **kwargs: Any) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan, **kwargs)
+        app.state.runtime = self
+        app.state.jwt_secret = self.settings.jwt_secret.get_secret_value()
+        install_problem_handlers(app)
+        install_correlation(app)
+        install_operational_routes(app, self.readiness)
+        return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Entry point body of every service: JSON logs, then uvicorn on the service's port."""
+    import uvicorn
+
+    configure_logging(settings.service, settings.log_level, settings.log_json)
+    uvicorn.run(app, host=settings.host, port=settings.http_port(), log_config=None, access_log=False)

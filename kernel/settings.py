@@ -1,0 +1,47 @@
+"""Settings from the environment (pydantic-settings); the defaults are the local `make up` setup."""
+
+import os
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment": 8004, "notify": 8005}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. A service subclasses this for its own knobs.
+
+    Shared variables are unprefixed (DATABASE_URL, KAFKA_BOOTSTRAP, JWT_SECRET) so one `.env`
+    serves the whole system; a service's own knobs use its prefix, e.g. IDENTITY_PORT.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    service: str = "flexenroll"
+    database_url: str = "postgresql://flexenroll@127.0.0.1:55432/flexenroll"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    jwt_secret: SecretStr = SecretStr("local-development-secret-change-me-in-production")
+    jwt_ttl_seconds: int = 8 * 3600
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Batching (design §4): commits are the scarce resource, so relay and consumers work in
+    # batches, bounded in size and in wait so that latency stays low at light load.
+    batch_max: int = Field(default=200, ge=1, le=5000)
+    batch_wait_ms: int = Field(default=20, ge=0, le=5000)
+    consumer_max_attempts: int = Field(default=3, ge=1, le=20)
+    relay_enabled: bool = True
+    consumers_enabled: bool = True
+
+    @property
+    def db_schema(self) -> str:
+        """Each service keeps its tables in its own PostgreSQL schema, named after it."""
+        return self.service
+
+    def http_port(self) -> int:
+        """PORT, else <SERVICE>_PORT (so one .env can place all five), else the local default."""
+        own = os.environ.get(f"{self.service.upper()}_PORT")
+        return self.port or (int(own) if own else SERVICE_PORTS.get(self.service, 8000))

@@ -1,0 +1,89 @@
+"""identity's pure domain: phone numbers, resident ID numbers, verification rules."""
+
+from datetime import UTC, date, datetime
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kernel.problems import Conflict, Refused
+from services.identity import domain
+from services.identity.resident_id import InvalidIdNumber, parse_resident_id
+from tests.support.people import id_number
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 26)
+
+
+@pytest.mark.parametrize("raw", ["13800138000", "+86 138 0013 8000", "86-138-0013-8000", "138 0013 8000"])
+def test_mainland_mobiles_are_normalized_to_e164(raw: str) -> None:
+    assert domain.normalize_mainland_mobile(raw) == "+8613800138000"
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "12345", "051968888888", "+1 415 555 0100", "1380013800", "23800138000"])
+def test_other_numbers_are_refused_as_invalid_phone(raw: str) -> None:
+    with pytest.raises(Refused) as refused:
+        domain.normalize_mainland_mobile(raw)
+    assert refused.value.code == "invalid_phone"
+
+
+@pytest.mark.parametrize("password", ["short1", "onlyletters", "1234567890"])
+def test_weak_passwords_are_refused(password: str) -> None:
+    with pytest.raises(Refused) as refused:
+        domain.check_password(password)
+    assert refused.value.code == "weak_password"
+
+
+@given(
+    birth=st.dates(min_value=date(1940, 1, 1), max_value=date(2010, 12, 31)),
+    male=st.booleans(),
+    seq=st.integers(0, 400),
+)
+def test_birth_date_and_gender_come_from_the_id_number(birth: date, male: bool, seq: int) -> None:
+    resident = parse_resident_id(id_number(birth, male=male, seq=seq), TODAY)
+    assert resident.birth_date == birth
+    assert resident.gender == ("male" if male else "female")
+    assert resident.region_code == "320402"
+    assert resident.masked.startswith("3204") and resident.masked.count("*") == 10
+
+
+def test_a_district_code_newer_than_the_birth_year_is_accepted() -> None:
+    # 320412 武进区 dates from 1995; people born earlier carry it on cards issued later.
+    assert parse_resident_id(id_number(date(1980, 5, 1), region="320412"), TODAY).region_code == "320412"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "320402199001010018",  # wrong check character
+        "32040219900101001",  # 17 characters
+        "320402199002300017",  # 30 February
+        "999999199001010017",  # no such region
+        "32040220990101001X",  # born in the future
+    ],
+)
+def test_unsound_id_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidIdNumber):
+        parse_resident_id(raw, TODAY)
+
+
+def test_verify_derives_the_facts_and_masks_the_number() -> None:
+    account = domain.Account(uuid4(), "+8613800138000", "applicant")
+    number = id_number(date(1990, 3, 7), male=False, region="320481")
+    event, resident = domain.verify(account, " 张三 ", number, "local", NOW, TODAY)
+    assert event.name == "张三" and event.gender == "female" and event.birth_date == date(1990, 3, 7)
+    assert event.id_number_masked == f"3204{'*' * 10}{number[-4:]}" and number not in event.model_dump_json()
+    assert resident.number == number
+
+
+def test_verify_refuses_a_second_verification_and_bad_names() -> None:
+    account = domain.Account(uuid4(), "+8613800138000", "applicant")
+    event, _ = domain.verify(account, "艾力·买买提", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+    verified = domain.Account(account.user_id, account.phone, account.role, event)
+    with pytest.raises(Conflict) as conflict:
+        domain.verify(verified, "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+    assert conflict.value.code == "already_verified"
+    with pytest.raises(Refused) as refused:
+        domain.verify(account, "Zhang San", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+    assert refused.value.code == "invalid_name"
