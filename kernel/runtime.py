@@ -25,9 +25,11 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Subscription:
-    """A consumer group of this service: the topics it reads and a handler per event type."""
+    """A consumer group of this service: the topics it reads and a handler per event type.
 
-    group: str
+    `purpose` names the group: the Kafka group id is "<prefix><service>.<purpose>"."""
+
+    purpose: str
     topics: Sequence[str]
     handlers: dict[str, Handler]
 
@@ -81,7 +83,7 @@ class ServiceRuntime:
             self._broker = KafkaBroker(s.kafka_bootstrap, client_id=f"{s.service}-consumer", logger=None)
             for sub in self.subscriptions:
                 consumer = IdempotentConsumer(
-                    name=sub.group,
+                    name=s.consumer_group(sub.purpose),
                     pool=self._pool,
                     producer=self._producer,
                     dlq_topic=dlq_topic(s.service),

@@ -35,11 +35,17 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, ge=1, le=20)
     relay_enabled: bool = True
     consumers_enabled: bool = True
+    # Test isolation: another schema and other consumer groups for the same service code.
+    schema_name: str = ""
+    consumer_group_prefix: str = ""
 
     @property
     def db_schema(self) -> str:
         """Each service keeps its tables in its own PostgreSQL schema, named after it."""
-        return self.service
+        return self.schema_name or self.service
+
+    def consumer_group(self, purpose: str) -> str:
+        return f"{self.consumer_group_prefix}{self.service}.{purpose}"
 
     def http_port(self) -> int:
         """PORT, else <SERVICE>_PORT (so one .env can place all five), else the local default."""
