@@ -85,13 +85,14 @@ class IdentityService:
         if not outcome.passed:
             raise Refused(outcome.reason_code or "verification_failed", outcome.reason or "实名认证未通过。")
         async with self.pool.acquire() as conn, conn.transaction():
-            try:
-                await conn.execute(
-                    "INSERT INTO id_bindings (id_number, user_id) VALUES ($1, $2)", resident.number, user_id
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if await conn.fetchval("SELECT user_id FROM id_bindings WHERE user_id = $1", user_id):
-                    raise Conflict("already_verified", "该账户已完成实名认证，无需重复认证。") from exc
-                raise Conflict("id_number_taken", "该身份证号码已绑定其他账户，如有疑问请致电12333。") from exc
+            bound = await conn.fetchval(
+                "INSERT INTO id_bindings (id_number, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id",
+                resident.number,
+                user_id,
+            )
+            if bound is None:  # the number or this account is bound already: tell which
+                if await conn.fetchval("SELECT 1 FROM id_bindings WHERE user_id = $1", user_id):
+                    raise Conflict("already_verified", "该账户已完成实名认证，无需重复认证。")
+                raise Conflict("id_number_taken", "该身份证号码已绑定其他账户，如有疑问请致电12333。")
             await self.store.append(conn, stream_id(user_id), account.version, [event], correlation_id=correlation_id)
         return event

@@ -85,3 +85,10 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.1)
     raise AssertionError(f"topic {topic} does not exist")
+
+
+async def drop_schemas(*schemas: str) -> None:
+    from kernel.db import drop_schema
+
+    for schema in schemas:
+        await drop_schema(DATABASE_URL, schema)

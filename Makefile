@@ -1,0 +1,70 @@
+# Local development without Docker (design §8). `make up` = install + infra + services.
+# All runtime state (database cluster, broker storage, logs, pid files) lives in .run/.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Services that `make up` starts; extend as they appear, e.g. make up SERVICES="identity enrollment".
+SERVICES ?= identity
+PGPORT ?= 55432
+KAFKA_PORT ?= 19092
+# What the services and tests connect to: the environment wins, else the local servers.
+PG_URL := $(or $(DATABASE_URL),postgresql://flexenroll@127.0.0.1:$(PGPORT)/flexenroll)
+BOOTSTRAP := $(or $(KAFKA_BOOTSTRAP),127.0.0.1:$(KAFKA_PORT))
+export PGPORT KAFKA_PORT
+
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCAL := deploy/local
+
+.PHONY: help install infra-up up down lint test bench schemas
+
+help:
+	@echo "make install | infra-up | up [SERVICES=\"identity enrollment ...\"] | down | lint | test | bench | schemas"
+
+# The stamp makes `install` cheap when pyproject.toml has not changed since the last pip run.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+	@$(LOCAL)/postgres.sh install
+	@$(LOCAL)/kafka.sh install
+
+infra-up:
+	@$(LOCAL)/postgres.sh start
+	@$(LOCAL)/kafka.sh start
+	@KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(PY) $(LOCAL)/topics.py
+
+up: install infra-up
+	@DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(LOCAL)/services.sh start $(SERVICES)
+	@echo
+	@printf '%-12s %s\n' PostgreSQL "$(PG_URL)" Kafka "$(BOOTSTRAP)"
+	@for s in $(SERVICES); do \
+	  port="$$($(LOCAL)/services.sh port "$$s")"; \
+	  printf '%-12s %s\n' "$$s" "http://127.0.0.1:$$port  (API docs: http://127.0.0.1:$$port/docs)"; \
+	done
+	@printf '%-12s %s\n' Logs "$(CURDIR)/.run/ (services/*.log, kafka/broker.log, postgres/postgres.log)"
+
+# Stops exactly what up started, by pid files (and the private cluster's data dir).
+down:
+	@$(LOCAL)/services.sh stop
+	@$(LOCAL)/kafka.sh stop
+	@$(LOCAL)/postgres.sh stop
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+# Needs the infra (make infra-up); the status checks make a missing one fail with a clear message.
+test:
+	@$(LOCAL)/postgres.sh status >/dev/null && $(LOCAL)/kafka.sh status >/dev/null || \
+	  { echo "test: PostgreSQL or Kafka is not running; start them with 'make infra-up'" >&2; exit 1; }
+	@$(MAKE) --no-print-directory lint
+	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(VENV)/bin/pytest -q
+
+bench:
+	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(PY) -m tests.bench
+
+schemas:
+	$(PY) -m contracts.generate

@@ -1,0 +1,31 @@
+"""Run a service's app in-process against the real database and broker (integration tests)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from kernel.runtime import ServiceRuntime
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
+
+
+def isolated(service: str) -> dict[str, str]:
+    """Settings values that give a test its own schema and consumer groups."""
+    return {
+        "database_url": DATABASE_URL,
+        "kafka_bootstrap": KAFKA_BOOTSTRAP,
+        "schema_name": unique_name(f"t_{service}"),
+        "consumer_group_prefix": unique_name("t") + ".",
+    }
+
+
+@asynccontextmanager
+async def running(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[httpx.AsyncClient]:
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            yield client
+    finally:
+        await runtime.stop()
+        await drop_schemas(runtime.settings.db_schema)
