@@ -1,6 +1,7 @@
 """Pure kernel pieces: personal-data masking, problem details, tokens."""
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -38,7 +39,12 @@ def test_no_id_number_survives_masking(number: str) -> None:
 
 def test_masking_runs_in_the_configured_pipeline(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("testsvc", "INFO", json=True)
-    structlog.get_logger().info("verified", id_number="320402199001010017", phone="13800138000")
+    try:
+        structlog.get_logger().info("verified", id_number="320402199001010017", phone="13800138000")
+    finally:  # the configuration holds capsys's stream: do not leak it into later tests
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        logging.getLogger().handlers.clear()
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["id_number"] == "3204**********0017" and line["phone"] == "138****8000"
     assert line["service"] == "testsvc" and line["level"] == "info"
