@@ -5,18 +5,35 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
+from contracts.envelope import Envelope
+from contracts.topics import SERVICES, dlq_topic, events_topic
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
 from kernel.problems import Problem
+from kernel.relay import OutboxRelay, new_producer
+from kernel.settings import ServiceSettings
+from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from services.identity.verification import load_provider
 
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
 staff = typer.Typer(help="Reviewer and operator accounts (never self-registered).", no_args_is_help=True)
+dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", no_args_is_help=True)
 app.add_typer(staff, name="staff")
+app.add_typer(dlq, name="dlq")
 console = Console()
+ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
+
+
+def _settings(service: str) -> ServiceSettings:
+    if service not in SERVICES:
+        console.print(f"[red]unknown service {service}; one of {', '.join(SERVICES)}[/red]")
+        raise typer.Exit(2)
+    return ServiceSettings(service=service)
 
 
 async def _add_staff(phone: str, password: str, role: Literal["reviewer", "operator"]) -> str:
@@ -51,6 +68,114 @@ def add_staff(
         console.print(f"[red]{problem.code}[/red]: {problem.detail}")
         raise typer.Exit(1) from problem
     console.print(f"{role} account created: [bold]{user_id}[/bold]")
+
+
+@app.command()
+def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting with this")] = "") -> None:
+    """Consumer lag per group, topic and partition."""
+    rows = asyncio.run(consumer_lag(ServiceSettings().kafka_bootstrap, group_prefix))
+    table = Table("group", "topic", "partition", "committed", "end", "lag")
+    for row in rows:
+        style = "red" if row.lag > 1000 else None
+        table.add_row(
+            row.group, row.topic, str(row.partition), str(row.committed), str(row.end), str(row.lag), style=style
+        )
+    console.print(table)
+
+
+@dlq.command("list")
+def dlq_list(service: ServiceName, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
+    """The newest dead letters of a service with their error and original coordinates."""
+    settings = _settings(service)
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, dlq_topic(service), limit))
+    table = Table("partition:offset", "consumer", "original", "event_type", "error")
+    for d in letters:
+        h = d.headers
+        origin = f"{h.get('dlq.original_topic')}[{h.get('dlq.original_partition')}]@{h.get('dlq.original_offset')}"
+        table.add_row(
+            f"{d.partition}:{d.offset}",
+            h.get("dlq.consumer", ""),
+            origin,
+            h.get("event_type", "?"),
+            h.get("dlq.error", "")[:80],
+        )
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s) on {dlq_topic(service)}")
+
+
+@dlq.command("retry")
+def dlq_retry(
+    service: ServiceName,
+    at: Annotated[list[str] | None, typer.Option("--at", help="partition:offset of one letter (repeatable)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="retry every letter on the topic")] = False,
+) -> None:
+    """Send dead letters back to their original topic once the cause is fixed.
+
+    The consumer recorded each as dead-lettered; that record is cleared first, so the retried
+    message is handled again (by that consumer only: the others already have its event_id)."""
+    if not at and not every:
+        console.print("[red]say which: --at P:O (repeatable) or --all[/red]")
+        raise typer.Exit(2)
+    settings = _settings(service)
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, dlq_topic(service), 10_000))
+    chosen = [d for d in letters if every or f"{d.partition}:{d.offset}" in set(at or ())]
+    asyncio.run(_clear_dead_lettered(settings, chosen))
+    sent = asyncio.run(retry_dead_letters(settings.kafka_bootstrap, chosen))
+    console.print(f"{sent} dead letter(s) sent back to their topics")
+
+
+async def _clear_dead_lettered(settings: ServiceSettings, letters: list[DeadLetter]) -> None:
+    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    try:
+        for letter in letters:
+            try:
+                event_id = Envelope.from_json(letter.value or b"").event_id
+            except ValueError:
+                continue  # undecodable: it was never recorded
+            await pool.execute(
+                "DELETE FROM processed_events WHERE consumer = $1 AND event_id = $2 AND outcome = 'dead_lettered'",
+                letter.headers.get("dlq.consumer", ""),
+                event_id,
+            )
+    finally:
+        await pool.close()
+
+
+@app.command()
+def republish(
+    service: ServiceName,
+    drain: Annotated[bool, typer.Option(help="publish from here, not via the running service")] = False,
+) -> None:
+    """Re-send every stored event of a service to its topic (same event ids; consumers ignore
+    what they have). It queues them in the outbox; the service's relay sends them."""
+    settings = _settings(service)
+
+    async def queue() -> tuple[int, int]:
+        pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+        try:
+            queued = await pool.fetchval(
+                "WITH q AS (INSERT INTO outbox (position) SELECT position FROM events "
+                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM q"
+            )
+            sent = 0
+            if drain:
+                producer = new_producer(settings.kafka_bootstrap, client_id="flexctl")
+                await producer.start()
+                try:
+                    relay = OutboxRelay(pool, EventStore(service, settings.db_schema), producer, events_topic(service))
+                    with Progress(console=console) as progress:
+                        task = progress.add_task(f"publishing {service}.events", total=queued)
+                        while n := await relay.publish_batch():
+                            sent += n
+                            progress.update(task, advance=n)
+                finally:
+                    await producer.stop()
+            return int(queued), sent
+        finally:
+            await pool.close()
+
+    queued, sent = asyncio.run(queue())
+    console.print(f"{queued} event(s) queued for {events_topic(service)}" + (f", {sent} published" if drain else ""))
 
 
 if __name__ == "__main__":

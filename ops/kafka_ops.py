@@ -1,0 +1,111 @@
+"""Kafka-side operator work: consumer lag, dead letters, retries."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from kernel.relay import new_producer
+
+
+@dataclass(frozen=True)
+class Lag:
+    group: str
+    topic: str
+    partition: int
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+
+async def consumer_lag(bootstrap: str, group_prefix: str = "") -> list[Lag]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(group_prefix))
+        rows: list[Lag] = []
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            if not offsets:
+                continue
+            ends = await consumer.end_offsets(list(offsets))
+            rows.extend(
+                Lag(group, tp.topic, tp.partition, meta.offset, ends[tp])
+                for tp, meta in sorted(offsets.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
+            )
+        return rows
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> list[DeadLetter]:
+    """The newest `limit` messages of a dead-letter topic, without joining any group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        parts = [TopicPartition(topic, p) for p in partitions]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        starts = await consumer.beginning_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, max(starts[tp], ends[tp] - limit))
+        letters: list[DeadLetter] = []
+        remaining = {tp for tp in parts if consumer.position and ends[tp] > starts[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                letters.extend(
+                    DeadLetter(
+                        r.partition, r.offset, r.key, r.value, {k: v.decode(errors="replace") for k, v in r.headers}
+                    )
+                    for r in records
+                )
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return sorted(letters, key=lambda d: (d.partition, d.offset))
+    finally:
+        await consumer.stop()
+
+
+async def retry_dead_letters(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
+    """Send dead letters back to their original topic (after the cause was fixed).
+
+    The envelope keeps its event_id, so consumers that did handle it meanwhile ignore it; the
+    consumer that dead-lettered it recorded the id as dead-lettered, so `flexctl` clears that
+    record first (see flexctl dlq retry)."""
+    producer = new_producer(bootstrap, client_id="flexctl")
+    await producer.start()
+    try:
+        for letter in letters:
+            original = letter.headers.get("dlq.original_topic")
+            if not original:
+                continue
+            headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("dlq.")]
+            await producer.send_and_wait(original, letter.value, key=letter.key, headers=headers)
+        return len(letters)
+    finally:
+        await producer.stop()
