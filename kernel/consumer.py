@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
@@ -42,6 +43,7 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    KafkaError,  # the dead-letter topic itself unreachable: nothing is lost, the batch comes back
 )
 
 
