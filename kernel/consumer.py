@@ -101,10 +101,23 @@ class IdempotentConsumer:
                     [e.event_id for _, e in wanted],
                 )
             }
-            for record, envelope in wanted:
-                if envelope.event_id not in fresh:
-                    MESSAGES_HANDLED.labels(self.name, "duplicate").inc()
-                    continue
+            todo = [(r, e) for r, e in wanted if e.event_id in fresh]
+            MESSAGES_HANDLED.labels(self.name, "duplicate").inc(len(wanted) - len(todo))
+            if not todo:
+                return
+            try:
+                # Fast path: the whole batch in one savepoint (a savepoint per message costs
+                # two extra round trips each, which dominated batch cost in `make bench`).
+                async with conn.transaction():
+                    for _, envelope in todo:
+                        await self.handlers[envelope.event_type](conn, envelope)
+                MESSAGES_HANDLED.labels(self.name, "handled").inc(len(todo))
+                return
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                log.warning("batch_failed_retrying_one_by_one", consumer=self.name, error=repr(exc))
+            for record, envelope in todo:  # slow path: find the poison, keep the rest
                 await self._handle_one(conn, record, envelope)
 
     async def _handle_one(self, conn: Connection, record: Record, envelope: Envelope) -> None:

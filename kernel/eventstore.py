@@ -115,21 +115,28 @@ class EventStore:
         """Low-level append of ready envelopes (several streams at once is allowed)."""
         if not envelopes:
             return
-        async with conn.transaction():
-            for stream_id, first in _first_versions(envelopes).items():
-                if first > 1 and not await conn.fetchval(
-                    "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, first - 1
-                ):
-                    raise ConcurrencyError(stream_id, first - 1)
-            columns = _columns(envelopes)
-            kinds = sorted(published)
-            try:
-                await conn.execute(_APPEND, *columns, [k[0] for k in kinds], [k[1] for k in kinds])
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name and "stream" in exc.constraint_name:
-                    stream_id = envelopes[0].stream_id
-                    raise ConcurrencyError(stream_id, envelopes[0].stream_version - 1) from exc
-                raise
+        # Inside the caller's transaction no savepoint is needed: any error aborts it anyway.
+        if conn.is_in_transaction():
+            await self._insert(conn, envelopes, published)
+        else:
+            async with conn.transaction():
+                await self._insert(conn, envelopes, published)
+
+    async def _insert(self, conn: Connection, envelopes: Sequence[Envelope], published: set[tuple[str, int]]) -> None:
+        for stream_id, first in _first_versions(envelopes).items():
+            if first > 1 and not await conn.fetchval(
+                "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, first - 1
+            ):
+                raise ConcurrencyError(stream_id, first - 1)
+        columns = _columns(envelopes)
+        kinds = sorted(published)
+        try:
+            await conn.execute(_APPEND, *columns, [k[0] for k in kinds], [k[1] for k in kinds])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name and "stream" in exc.constraint_name:
+                raise ConcurrencyError(envelopes[0].stream_id, envelopes[0].stream_version - 1) from exc
+            raise
+        if kinds:  # wake the relay (delivered at commit); nothing to publish, nothing to wake
             await conn.execute("SELECT pg_notify($1, '')", self.outbox_channel)
 
     async def load(self, conn: Executor, stream_id: str) -> list[Envelope]:
