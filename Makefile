@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Services that `make up` starts; extend as they appear, e.g. make up SERVICES="identity enrollment".
-SERVICES ?= identity
+SERVICES ?= identity enrollment review notify
 PGPORT ?= 55432
 KAFKA_PORT ?= 19092
 # What the services and tests connect to: the environment wins, else the local servers.
@@ -28,9 +28,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
+# The registration form PDF embeds a CJK font from Debian's packages.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
 install: $(VENV)/.installed
 	@$(LOCAL)/postgres.sh install
 	@$(LOCAL)/kafka.sh install
+	@test -f $(CJK_FONT) || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
+	  sh -c 'apt-get update -q && apt-get install -y -q fonts-wqy-microhei'; }
 
 infra-up:
 	@$(LOCAL)/postgres.sh start

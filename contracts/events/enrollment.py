@@ -23,12 +23,14 @@ from contracts.events.base import (
     UtcDatetime,
     check_masked_id,
 )
+from contracts.events.review import ReviewReason
 
 HouseholdKind = Literal["changzhou", "jiangsu_resident"]
 DocumentKind = Literal["id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page", "residence_permit"]
 
 _EXAMPLE_APPLICATION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 _EXAMPLE_APPLICANT = "0f8fad5b-d9cb-469f-a165-70867728950e"
+_EXAMPLE_CASE = "9b2f1c1e-3c55-4c7e-8e57-2a0a4f2d5b61"
 _EXAMPLE_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
@@ -263,9 +265,109 @@ class EnrollmentSubmitted(Event):
         return self
 
 
+class ApplicationUnderReview(Event):
+    """The accepting agency opened a review case for the application's current submission.
+
+    Recorded by enrollment on its own stream when it learns of `ReviewCaseOpened`, so that the
+    application knows its agency (shown on the registration form) without asking review.
+    Guide, PART-8: "受理机构会在1-2个工作日内……".
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "attempt": 1,
+                    "case_id": _EXAMPLE_CASE,
+                    "agency_code": "320411",
+                    "agency_name": "常州市新北区人力资源和社会保障局劳动就业管理中心",
+                    "due_on": "2025-03-04",
+                    "opened_at": "2025-03-02T01:40:05Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    attempt: int = Field(ge=1, description="Which submission the case reviews.")
+    case_id: UUID = Field(description="The review case (review service).")
+    agency_code: NonEmptyStr = Field(description="Code of the accepting agency (受理机构).")
+    agency_name: str | None = Field(
+        default=None, description="Name of the accepting agency in Chinese, when review gave it."
+    )
+    due_on: date = Field(description="Working day by which the decision is due.")
+    opened_at: UtcDatetime = Field(description="When the case was opened (UTC).")
+
+
+class ApplicationApproved(Event):
+    """The reviewer approved the application's current submission (审核通过).
+
+    Recorded by enrollment when it learns of `ReviewDecided` for the attempt it last submitted;
+    a decision about an older attempt is ignored. Guide, PART-8: after approval the applicant
+    may print 《常州市劳动事务代理申请登记表》.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "attempt": 1,
+                    "case_id": _EXAMPLE_CASE,
+                    "decided_at": "2025-03-03T02:00:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    attempt: int = Field(ge=1, description="The submission that was approved.")
+    case_id: UUID = Field(description="The review case that decided.")
+    decided_at: UtcDatetime = Field(description="When the reviewer decided (UTC).")
+
+
+class ApplicationRejected(Event):
+    """The reviewer did not approve the application's current submission (审核不通过).
+
+    The applicant may correct the application and submit again (guide, PART-8).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "attempt": 1,
+                    "case_id": _EXAMPLE_CASE,
+                    "reasons": [{"code": "document_unreadable", "text": "身份证反面照片不清晰，请重新上传。"}],
+                    "decided_at": "2025-03-03T02:00:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    attempt: int = Field(ge=1, description="The submission that was rejected.")
+    case_id: UUID = Field(description="The review case that decided.")
+    reasons: list[ReviewReason] = Field(
+        min_length=1, description="Why, as the reviewer gave them (codes and Chinese text)."
+    )
+    decided_at: UtcDatetime = Field(description="When the reviewer decided (UTC).")
+
+
 EVENTS: tuple[type[Event], ...] = (
     NoticeAccepted,
     ApplicationDrafted,
     DocumentUploaded,
     EnrollmentSubmitted,
+    ApplicationUnderReview,
+    ApplicationApproved,
+    ApplicationRejected,
 )

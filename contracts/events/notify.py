@@ -8,6 +8,8 @@ from contracts.events.base import Event, MaskedPhone, NonEmptyStr, UtcDatetime
 
 _EXAMPLE_RECIPIENT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 _EXAMPLE_CAUSE = "3f333df6-90a4-4fda-8dd3-9485d27cee36"
+_EXAMPLE_APPLICATION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+_EXAMPLE_CASE = "9b2f1c1e-3c55-4c7e-8e57-2a0a4f2d5b61"
 
 _SMS_ID = "The message; the stream key."
 _RECIPIENT = "user_id of the person texted."
@@ -15,6 +17,8 @@ _PHONE_MASKED = "Recipient's number with the middle four digits hidden, e.g. +86
 _TEMPLATE = "Name of the message template, e.g. review_approved, review_rejected."
 _PROVIDER = "SMS gateway adapter that handled the message, e.g. local_sink, aliyun."
 _CAUSATION = "event_id of the event that caused the message (e.g. a ReviewDecided): one message per cause."
+_APPLICATION = "The application the message is about, when it is about one (e.g. a review decision)."
+_CASE = "The review case whose decision the message reports, when it reports one."
 
 
 class SmsSent(Event):
@@ -34,6 +38,8 @@ class SmsSent(Event):
                     "provider": "local_sink",
                     "provider_message_id": None,
                     "causation_event_id": _EXAMPLE_CAUSE,
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "case_id": _EXAMPLE_CASE,
                     "sent_at": "2025-03-03T02:00:04Z",
                 }
             ]
@@ -47,6 +53,8 @@ class SmsSent(Event):
     provider: NonEmptyStr = Field(description=_PROVIDER)
     provider_message_id: NonEmptyStr | None = Field(description="The gateway's id of the message, when it returns one.")
     causation_event_id: UUID = Field(description=_CAUSATION)
+    application_id: UUID | None = Field(default=None, description=_APPLICATION)
+    case_id: UUID | None = Field(default=None, description=_CASE)
     sent_at: UtcDatetime = Field(description="When the gateway accepted the message (UTC).")
 
 
@@ -64,6 +72,8 @@ class SmsFailed(Event):
                     "provider": "aliyun",
                     "error_code": "isv.MOBILE_NUMBER_ILLEGAL",
                     "causation_event_id": _EXAMPLE_CAUSE,
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "case_id": _EXAMPLE_CASE,
                     "failed_at": "2025-03-03T02:00:04Z",
                 }
             ]
@@ -77,6 +87,8 @@ class SmsFailed(Event):
     provider: NonEmptyStr = Field(description=_PROVIDER)
     error_code: NonEmptyStr = Field(description="The gateway's error code.")
     causation_event_id: UUID = Field(description=_CAUSATION)
+    application_id: UUID | None = Field(default=None, description=_APPLICATION)
+    case_id: UUID | None = Field(default=None, description=_CASE)
     failed_at: UtcDatetime = Field(description="When the message was given up (UTC).")
 
 

@@ -33,6 +33,7 @@ class ReviewCaseOpened(Event):
                     "applicant_id": _EXAMPLE_APPLICANT,
                     "attempt": 1,
                     "agency_code": "320411",
+                    "agency_name": "常州市新北区人力资源和社会保障局劳动就业管理中心",
                     "due_on": "2025-03-04",
                     "opened_at": "2025-03-02T01:40:05Z",
                 }
@@ -47,6 +48,11 @@ class ReviewCaseOpened(Event):
     agency_code: NonEmptyStr = Field(
         description="Code of the accepting agency (受理机构, the labour and employment office)."
     )
+    agency_name: str | None = Field(
+        default=None,
+        description="Name of the accepting agency, in Chinese, as applicants read it (e.g. on the "
+        "registration form). Optional: absent in cases opened before it was added.",
+    )
     due_on: date = Field(
         description="Last working day (China Mainland calendar, holidays and make-up days "
         "counted) by which the decision is due."
@@ -59,7 +65,9 @@ class ReviewReason(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    code: NonEmptyStr = Field(description="Stable machine code, e.g. document_unreadable.")
+    code: NonEmptyStr = Field(
+        description="Stable machine code from the review service's reason list, e.g. documents_unreadable."
+    )
     text: NonEmptyStr = Field(description="Explanation for the applicant, in Chinese; sent by SMS.")
 
 
@@ -79,7 +87,9 @@ class ReviewDecided(Event):
                     "applicant_id": _EXAMPLE_APPLICANT,
                     "attempt": 1,
                     "decision": "rejected",
-                    "reasons": [{"code": "document_unreadable", "text": "身份证反面照片不清晰，请重新上传。"}],
+                    "reasons": [
+                        {"code": "documents_unreadable", "text": "证件照片不清晰：身份证反面照片模糊，请重新上传。"}
+                    ],
                     "reviewer_id": "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b",
                     "decided_at": "2025-03-03T02:00:00Z",
                 }

@@ -1,0 +1,260 @@
+"""The application aggregate: state rebuilt from its own events, commands in, events out.
+
+No I/O: the service layer passes the verified person, the reference data and the clock.
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from contracts.envelope import Envelope
+from contracts.events.base import Event
+from contracts.events.enrollment import (
+    ApplicationApproved,
+    ApplicationDrafted,
+    ApplicationRejected,
+    ApplicationUnderReview,
+    DocumentUploaded,
+    EnrollmentSubmitted,
+    NoticeAccepted,
+    SubmittedDocument,
+)
+from contracts.events.review import ReviewCaseOpened, ReviewDecided, ReviewReason
+from contracts.upcasting import decode
+from kernel.problems import Conflict, Refused
+from services.enrollment.ages import Gender
+from services.enrollment.reference import Districts
+from services.enrollment.rules import AgePolicy, Choices, check_age, check_choices, check_documents
+
+Status = Literal["draft", "submitted", "under_review", "approved", "rejected"]
+EDITABLE: frozenset[Status] = frozenset({"draft", "rejected"})
+
+
+@dataclass(frozen=True)
+class Person:
+    """enrollment's own view of a verified person, from identity.events."""
+
+    user_id: UUID
+    phone: str | None
+    name: str | None
+    birth_date: date | None
+    gender: Gender | None
+    id_number_masked: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.name is not None and self.birth_date is not None and self.gender is not None
+
+
+@dataclass(frozen=True)
+class Application:
+    application_id: UUID
+    applicant_id: UUID
+    notice_version: str
+    version: int = 0
+    choices: Choices | None = None
+    documents: dict[str, DocumentUploaded] = field(default_factory=dict)
+    status: Status = "draft"
+    attempt: int = 0
+    agency_code: str | None = None
+    agency_name: str | None = None
+    approved_at: datetime | None = None
+    reasons: tuple[ReviewReason, ...] = ()
+    submitted: EnrollmentSubmitted | None = None
+
+
+def _choices(e: ApplicationDrafted | EnrollmentSubmitted) -> Choices:
+    return Choices(e.pension_tier, e.medical_tier, e.household_kind, e.household_region_code, e.residence_district_code)
+
+
+def _evolve(app: Application | None, event: Event) -> Application | None:
+    if isinstance(event, NoticeAccepted):
+        return Application(event.application_id, event.applicant_id, event.notice_version)
+    if app is None:
+        return None
+    if isinstance(event, ApplicationDrafted):
+        return replace(app, choices=_choices(event))
+    if isinstance(event, DocumentUploaded):
+        return replace(app, documents={**app.documents, event.kind: event})
+    if isinstance(event, EnrollmentSubmitted):
+        return replace(
+            app, status="submitted", attempt=event.attempt, choices=_choices(event), reasons=(), submitted=event
+        )
+    if isinstance(event, ApplicationUnderReview):
+        return replace(app, status="under_review", agency_code=event.agency_code, agency_name=event.agency_name)
+    if isinstance(event, ApplicationApproved):
+        return replace(app, status="approved", approved_at=event.decided_at)
+    if isinstance(event, ApplicationRejected):
+        return replace(app, status="rejected", reasons=tuple(event.reasons))
+    return app
+
+
+def replay(history: list[Envelope]) -> Application | None:
+    app: Application | None = None
+    for envelope in history:
+        app = _evolve(app, decode(envelope))
+        if app is not None:
+            app = replace(app, version=envelope.stream_version)
+    return app
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _require_verified(person: Person | None) -> Person:
+    if person is None or not person.verified:
+        raise Refused("not_verified", "请先完成实名认证后再申报。如已认证，请稍后再试。")
+    return person
+
+
+def _draft(app_id: UUID, applicant_id: UUID, choices: Choices, now: datetime) -> ApplicationDrafted:
+    return ApplicationDrafted(
+        application_id=app_id,
+        applicant_id=applicant_id,
+        pension_tier=choices.pension_tier,
+        medical_tier=choices.medical_tier,
+        household_kind=choices.household_kind,
+        household_region_code=choices.household_region_code,
+        residence_district_code=choices.residence_district_code,
+        drafted_at=now,
+    )
+
+
+def check_notice(accepted_version: str | None, current_version: str) -> None:
+    """Guide PART-4: the notice must be read and agreed to, in its current version."""
+    if not accepted_version:
+        raise Refused("notice_not_accepted", "请先阅读并同意《灵活就业人员参保登记须知》。")
+    if accepted_version != current_version:
+        raise Refused(
+            "notice_outdated", "参保登记须知已更新，请重新阅读并同意最新版本。", current_version=current_version
+        )
+
+
+def open_application(
+    app_id: UUID,
+    person: Person | None,
+    notice_version: str | None,
+    current_notice: str,
+    choices: Choices,
+    districts: Districts,
+    now: datetime,
+) -> list[Event]:
+    check_notice(notice_version, current_notice)
+    verified = _require_verified(person)
+    check_choices(choices, districts)
+    accepted = NoticeAccepted(
+        application_id=app_id, applicant_id=verified.user_id, notice_version=current_notice, accepted_at=now
+    )
+    return [accepted, _draft(app_id, verified.user_id, choices, now)]
+
+
+def _require_editable(app: Application) -> None:
+    if app.status not in EDITABLE:
+        raise Conflict("not_editable", "申报已提交，审核结束前不能修改。")
+
+
+def correct(app: Application, choices: Choices, districts: Districts, now: datetime) -> ApplicationDrafted:
+    """A draft, or a rejected application (guide PART-8: correct and submit again)."""
+    _require_editable(app)
+    check_choices(choices, districts)
+    return _draft(app.application_id, app.applicant_id, choices, now)
+
+
+def upload(
+    app: Application, kind: str, sha256: str, content_type: str, size: int, blob_ref: str, now: datetime
+) -> DocumentUploaded:
+    _require_editable(app)
+    return DocumentUploaded(
+        application_id=app.application_id,
+        kind=kind,
+        sha256=sha256,
+        content_type=content_type,
+        size_bytes=size,
+        blob_ref=blob_ref,
+        uploaded_at=now,
+    )
+
+
+def _require_submittable(app: Application) -> Choices:
+    if app.status in ("submitted", "under_review"):
+        raise Conflict("already_submitted", "申报已提交，请耐心等待受理机构审核（1-2个工作日）。")
+    if app.status == "approved":
+        raise Conflict("already_approved", "申报已审核通过，无需重复提交。")
+    assert app.choices is not None, "an application is drafted when it is opened"
+    return app.choices
+
+
+def submit(
+    app: Application, person: Person | None, policy: AgePolicy, districts: Districts, today: date, now: datetime
+) -> EnrollmentSubmitted:
+    """Guide PART-7 (提交申报), checked against Q2 and PART-6 on the day of submission."""
+    choices = _require_submittable(app)
+    verified = _require_verified(person)
+    if verified.phone is None or verified.id_number_masked is None:
+        raise Refused("not_verified", "实名认证信息尚在同步，请稍后再提交。")
+    assert verified.birth_date is not None and verified.gender is not None and verified.name is not None
+    check_age(verified.birth_date, verified.gender, today, policy)
+    check_choices(choices, districts)
+    check_documents(app.documents.keys())
+    return EnrollmentSubmitted(
+        application_id=app.application_id,
+        applicant_id=app.applicant_id,
+        attempt=app.attempt + 1,
+        applicant_name=verified.name,
+        id_number_masked=verified.id_number_masked,
+        birth_date=verified.birth_date,
+        gender=verified.gender,
+        phone=verified.phone,
+        pension_tier=choices.pension_tier,
+        medical_tier=choices.medical_tier,
+        household_kind=choices.household_kind,
+        household_region_code=choices.household_region_code,
+        residence_district_code=choices.residence_district_code,
+        documents=[_submitted(d) for d in sorted(app.documents.values(), key=lambda d: d.kind)],
+        notice_version=app.notice_version,
+        submitted_at=now,
+    )
+
+
+def _submitted(d: DocumentUploaded) -> SubmittedDocument:
+    return SubmittedDocument(kind=d.kind, sha256=d.sha256, blob_ref=d.blob_ref, content_type=d.content_type)
+
+
+# --- what enrollment learns from review -------------------------------------------------------
+
+
+def _current(app: Application, attempt: int) -> bool:
+    """A review fact counts only for the submission the application is waiting on: a decision
+    about attempt 1 that arrives after attempt 2 was submitted must not flip the state."""
+    return attempt == app.attempt and app.status in ("submitted", "under_review")
+
+
+def on_case_opened(app: Application, case: ReviewCaseOpened) -> ApplicationUnderReview | None:
+    if not _current(app, case.attempt) or app.status != "submitted":
+        return None
+    return ApplicationUnderReview(
+        application_id=app.application_id,
+        applicant_id=app.applicant_id,
+        attempt=case.attempt,
+        case_id=case.case_id,
+        agency_code=case.agency_code,
+        agency_name=getattr(case, "agency_name", None),  # optional in the contract; older cases lack it
+        due_on=case.due_on,
+        opened_at=case.opened_at,
+    )
+
+
+def on_decided(app: Application, decided: ReviewDecided) -> ApplicationApproved | ApplicationRejected | None:
+    if not _current(app, decided.attempt):
+        return None
+    common = {
+        "application_id": app.application_id,
+        "applicant_id": app.applicant_id,
+        "attempt": decided.attempt,
+        "case_id": decided.case_id,
+        "decided_at": decided.decided_at,
+    }
+    if decided.decision == "approved":
+        return ApplicationApproved.model_validate(common)
+    return ApplicationRejected.model_validate({**common, "reasons": decided.reasons})

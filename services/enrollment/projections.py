@@ -1,0 +1,110 @@
+"""Read models of enrollment, built from events: people (from identity.events) and the facts
+of the status projection (from every topic). Both are order-tolerant and idempotent."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import Envelope
+from contracts.events.identity import UserRegistered, UserVerified
+from kernel.db import Connection, Executor
+from services.enrollment.domain import Person
+from services.enrollment.status import links
+
+# Each event fills only its own columns, so UserVerified before UserRegistered (a replay) and
+# the other way round end in the same row.
+_UPSERT_PHONE = """
+INSERT INTO people (user_id, phone) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET phone = EXCLUDED.phone
+"""
+_UPSERT_VERIFIED = """
+INSERT INTO people (user_id, name, birth_date, gender, id_number_masked, id_region_code, verified_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name, birth_date = EXCLUDED.birth_date,
+    gender = EXCLUDED.gender, id_number_masked = EXCLUDED.id_number_masked,
+    id_region_code = EXCLUDED.id_region_code, verified_at = EXCLUDED.verified_at
+"""
+
+
+async def record_registered(conn: Connection, event: UserRegistered) -> None:
+    await conn.execute(_UPSERT_PHONE, event.user_id, event.phone)
+
+
+async def record_verified(conn: Connection, e: UserVerified) -> None:
+    await conn.execute(
+        _UPSERT_VERIFIED, e.user_id, e.name, e.birth_date, e.gender, e.id_number_masked, e.id_region_code, e.verified_at
+    )
+
+
+async def person(conn: Executor, user_id: UUID) -> Person | None:
+    row = await conn.fetchrow(
+        "SELECT user_id, phone, name, birth_date, gender, id_number_masked FROM people WHERE user_id = $1", user_id
+    )
+    return Person(**dict(row)) if row else None
+
+
+# --- facts of the status projection ------------------------------------------------------------
+
+_INSERT_FACTS = """
+INSERT INTO status_facts (event_id, event_type, schema_version, stream_id, stream_version, occurred_at,
+                          producer, correlation_id, causation_id, application_id, person_id, data)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timestamptz[],
+                     $7::text[], $8::text[], $9::text[], $10::uuid[], $11::uuid[], $12::jsonb[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+_FACT_COLUMNS = (
+    "event_id, event_type, schema_version, stream_id, stream_version, occurred_at, producer, "
+    "correlation_id, causation_id, data"
+)
+
+
+async def record_facts(conn: Connection, envelopes: Sequence[Envelope]) -> None:
+    """Add facts to the set; a fact already there (same event_id) is left as it is."""
+    if not envelopes:
+        return
+    keys = [links(e) for e in envelopes]
+    columns = [
+        [e.event_id for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.schema_version for e in envelopes],
+        [e.stream_id for e in envelopes],
+        [e.stream_version for e in envelopes],
+        [e.occurred_at for e in envelopes],
+        [e.producer for e in envelopes],
+        [e.correlation_id for e in envelopes],
+        [e.causation_id for e in envelopes],
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [e.data for e in envelopes],
+    ]
+    await conn.execute(_INSERT_FACTS, *columns)
+
+
+def _envelope(row: asyncpg.Record) -> Envelope:
+    return Envelope.model_validate(dict(row))
+
+
+async def facts_of(conn: Executor, application_id: UUID) -> list[Envelope]:
+    """The application's own facts plus its applicant's personal ones (payments, messages)."""
+    rows = await conn.fetch(
+        f"""
+        WITH owner AS (
+            SELECT person_id FROM status_facts WHERE application_id = $1 AND person_id IS NOT NULL LIMIT 1
+        )
+        SELECT {_FACT_COLUMNS} FROM status_facts WHERE application_id = $1
+        UNION ALL
+        SELECT {_FACT_COLUMNS} FROM status_facts
+        WHERE application_id IS NULL AND person_id = (SELECT person_id FROM owner)
+        """,
+        application_id,
+    )
+    return [_envelope(r) for r in rows]
+
+
+async def applications_of(conn: Executor, person_id: UUID) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT application_id FROM status_facts WHERE person_id = $1 AND application_id IS NOT NULL",
+        person_id,
+    )
+    return [r["application_id"] for r in rows]

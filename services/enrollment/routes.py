@@ -1,0 +1,212 @@
+"""enrollment's HTTP routes: thin, they validate shapes, check the principal and call the
+service layer. Business refusals come from the domain as problem details."""
+
+from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.datastructures import UploadFile
+
+from kernel.auth import CurrentPrincipal, Principal, require_role
+from kernel.problems import Refused
+from kernel.web import PROBLEM_RESPONSES, correlation_id
+from services.enrollment.documents import too_large
+from services.enrollment.rules import DOCUMENT_KINDS, Choices
+from services.enrollment.service import EnrollmentService
+from services.enrollment.status import StatusView
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+
+_REGION = r"^\d{6}$"
+_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file itself
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class HelpLineView(BaseModel):
+    number: str
+    topic: str
+
+
+class NoticeView(BaseModel):
+    version: str
+    title: str
+    body: str
+    help_lines: list[HelpLineView]
+
+
+class ChoicesBody(Strict):
+    pension_tier: StrictInt | None = Field(description="养老保险档次 1-5；null 表示“无”", examples=[3])
+    medical_tier: StrictInt | None = Field(description="医疗保险档次，仅 5；null 表示“无”", examples=[5])
+    household_kind: str = Field(max_length=40, description="changzhou 或 jiangsu_resident", examples=["changzhou"])
+    household_region_code: str = Field(pattern=_REGION, description="户籍所在地行政区划代码", examples=["320402"])
+    residence_district_code: str = Field(pattern=_REGION, description="居住地（常州市区县）代码", examples=["320411"])
+
+
+class NewApplication(ChoicesBody):
+    notice_version: str | None = Field(default=None, max_length=40, description="已同意的须知版本")
+
+
+class Correction(Strict):
+    pension_tier: StrictInt | None = None
+    medical_tier: StrictInt | None = None
+    household_kind: str | None = Field(default=None, max_length=40)
+    household_region_code: str | None = Field(default=None, pattern=_REGION)
+    residence_district_code: str | None = Field(default=None, pattern=_REGION)
+
+
+class Created(BaseModel):
+    application_id: UUID
+
+
+class DocumentView(BaseModel):
+    kind: str
+    sha256: str
+    content_type: str
+    size_bytes: int
+
+
+def service(request: Request) -> EnrollmentService:
+    svc: EnrollmentService = request.app.state.enrollment
+    return svc
+
+
+Service = Annotated[EnrollmentService, Depends(service)]
+Applicant = Annotated[Principal, require_role("applicant")]
+
+
+@router.get("/notice", summary="The current enrolment notice (参保登记须知) with the help lines")
+async def get_notice(request: Request) -> NoticeView:
+    n = request.app.state.enrollment_config.notice
+    lines = [HelpLineView(number=h.number, topic=h.topic) for h in n.help_lines]
+    return NoticeView(version=n.version, title=n.title, body=n.body, help_lines=lines)
+
+
+@router.post("/applications", status_code=201, summary="Open an application: accept the notice, choose tiers")
+async def open_application(body: NewApplication, svc: Service, principal: Applicant, request: Request) -> Created:
+    choices = Choices(**body.model_dump(exclude={"notice_version"}))
+    application_id = await svc.open(principal, body.notice_version, choices, correlation_id(request))
+    return Created(application_id=application_id)
+
+
+@router.get("/applications", summary="The caller's own applications with their status")
+async def my_applications(svc: Service, principal: CurrentPrincipal, mine: bool = True) -> list[StatusView]:
+    if not mine:
+        raise Refused("unsupported_filter", "目前仅支持查询本人的申请（mine=true）。")
+    return await svc.mine(principal)
+
+
+@router.get("/applications/{application_id}", summary="Status of an application (design §5)")
+async def get_application(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> StatusView:
+    return await svc.status(application_id, principal)
+
+
+@router.patch("/applications/{application_id}", summary="Correct a draft or a rejected application")
+async def correct_application(
+    application_id: UUID, body: Correction, svc: Service, principal: CurrentPrincipal, request: Request
+) -> StatusView:
+    # null means 无 for a tier; for the household fields it means "unchanged"
+    changes: dict[str, Any] = {
+        k: v for k, v in body.model_dump(include=body.model_fields_set).items() if v is not None or k.endswith("_tier")
+    }
+    if changes:
+        await svc.correct(application_id, principal, changes, correlation_id(request))
+    return await svc.status(application_id, principal)
+
+
+def _kind(kind: str) -> str:
+    if kind not in DOCUMENT_KINDS:
+        raise Refused("unknown_document_kind", "资料类型不正确。", allowed=list(DOCUMENT_KINDS))
+    return kind
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.put(
+    "/applications/{application_id}/documents/{kind}",
+    summary="Upload a document (JPEG, PNG or PDF, judged by content); replaces one of the same kind",
+    openapi_extra=_UPLOAD_BODY,
+)
+async def put_document(
+    application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal, request: Request
+) -> DocumentView:
+    _kind(kind)
+    limit = svc.config.document_max_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:  # refuse before reading it
+        raise too_large(limit)
+    form = await request.form(max_files=1, max_fields=5)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise Refused("file_missing", "请选择要上传的文件（表单字段 file）。")
+    data = await upload.read(limit + 1)
+    event = await svc.upload(application_id, principal, kind, data, correlation_id(request))
+    return DocumentView(
+        kind=event.kind, sha256=event.sha256, content_type=event.content_type, size_bytes=event.size_bytes
+    )
+
+
+@router.get(
+    "/applications/{application_id}/documents/{kind}",
+    summary="Download a document (its owner, reviewers and operators)",
+    response_class=Response,
+)
+async def get_document(application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal) -> Response:
+    data, content_type = await svc.document(application_id, principal, _kind(kind))
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    return Response(data, media_type=content_type, headers=headers)
+
+
+@router.post("/applications/{application_id}/submit", summary="Submit for review (提交申报)")
+async def submit_application(
+    application_id: UUID, svc: Service, principal: CurrentPrincipal, request: Request
+) -> StatusView:
+    await svc.submit(application_id, principal, correlation_id(request))
+    return await svc.status(application_id, principal)
+
+
+@router.get(
+    "/applications/{application_id}/registration-form.pdf",
+    summary="常州市劳动事务代理申请登记表 as PDF (after approval)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def registration_form(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> Response:
+    pdf = await svc.registration_form(application_id, principal)
+    filename = quote("常州市劳动事务代理申请登记表.pdf")
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{filename}", "Cache-Control": "private"}
+    return Response(pdf, media_type="application/pdf", headers=headers)
+
+
+_COUNTER_ONLY = (
+    "手机APP只能办理正常参保登记和缴费；{what}须由本人携带有效身份证件，"
+    "至本人所委托代理的劳动就业管理机构窗口办理。如需咨询，请致电12333。"
+)
+
+
+@router.post("/back-payments", summary="Back-payment (补缴): not possible in the app (guide Q7)")
+async def back_payment(principal: CurrentPrincipal) -> None:
+    raise Refused("counter_only", _COUNTER_ONLY.format(what="社保补缴"))
+
+
+@router.post("/suspensions", summary="Suspension (停保): not possible in the app (guide Q7)")
+async def suspension(principal: CurrentPrincipal) -> None:
+    raise Refused("counter_only", _COUNTER_ONLY.format(what="停保"))

@@ -1,0 +1,119 @@
+"""review's service layer: opens cases from submissions and records decisions, each time
+appending the events and updating the case queue in one transaction."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import Envelope
+from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from kernel.db import Connection
+from kernel.eventstore import ConcurrencyError, EventStore
+from kernel.logging import get_logger
+from kernel.problems import Conflict, NotFound, Refused
+from services.review import domain, projections
+from services.review.agencies import AgencyDirectory
+from services.review.reasons import ReasonCatalogue
+from services.review.workdays import WorkingCalendar
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReviewRules:
+    """What an operator configures: who reviews where, working days, the reason list."""
+
+    agencies: AgencyDirectory
+    calendar: WorkingCalendar
+    reasons: ReasonCatalogue
+    due_working_days: int = 2
+
+
+class CaseIntake:
+    """Opens cases from EnrollmentSubmitted, inside the consumer's transaction (no pool needed)."""
+
+    def __init__(self, store: EventStore, rules: ReviewRules) -> None:
+        self.store = store
+        self.rules = rules
+
+    async def open_case(
+        self, conn: Connection, submitted: EnrollmentSubmitted, cause: Envelope, now: datetime
+    ) -> ReviewCaseOpened | None:
+        """Open the submission's case, or nothing if it has one already (None)."""
+        agency = self.rules.agencies.for_district(submitted.residence_district_code)
+        opened = domain.open_case(submitted, agency, self.rules.calendar, self.rules.due_working_days, now)
+        if not await projections.open_case(conn, opened, submitted):
+            log.info("case_already_open", case_id=str(opened.case_id), application_id=str(opened.application_id))
+            return None
+        # The case keeps the application's correlation id, so one application's flow reads as one trace.
+        await self.store.append(
+            conn,
+            domain.stream_id(opened.case_id),
+            0,
+            [opened],
+            correlation_id=cause.correlation_id,
+            causation_id=str(cause.event_id),
+            now=now,
+        )
+        log.info("case_opened", case_id=str(opened.case_id), agency=agency.code, due_on=str(opened.due_on))
+        return opened
+
+
+class ReviewService:
+    def __init__(self, pool: asyncpg.Pool, store: EventStore, rules: ReviewRules) -> None:
+        self.pool = pool
+        self.store = store
+        self.rules = rules
+
+    async def case(self, case_id: UUID) -> domain.Case:
+        case = domain.replay(await self.store.load(self.pool, domain.stream_id(case_id)))
+        if case is None:
+            raise NotFound("case_not_found", "未找到该审核案件。")
+        return case
+
+    async def decide(
+        self, case_id: UUID, decision: domain.Decision, reasons: Sequence[domain.ReasonInput], reviewer_id: UUID
+    ) -> ReviewDecided:
+        case = await self.case(case_id)
+        decided = domain.decide(case, decision, reasons, self.rules.reasons, reviewer_id, datetime.now(UTC))
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                # Correlated with the application's flow; caused by the case's opening.
+                await self.store.append(
+                    conn,
+                    domain.stream_id(case_id),
+                    case.version,
+                    [decided],
+                    correlation_id=case.correlation_id,
+                    causation_id=str(case.opened_event_id),
+                    now=decided.decided_at,
+                )
+            except ConcurrencyError as exc:  # another reviewer decided in between
+                raise Conflict("already_decided", "该申报已审核完毕，不能重复审核。") from exc
+            await projections.record_decision(conn, decided)
+        log.info("case_decided", case_id=str(case_id), decision=decision)
+        return decided
+
+    async def list_cases(
+        self, status: projections.StatusFilter, agency_code: str | None, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        if agency_code is not None and self.rules.agencies.get(agency_code) is None:
+            raise Refused("unknown_agency", f"未知的受理机构代码“{agency_code}”。")
+        return await projections.list_cases(self.pool, status, agency_code, limit, offset)
+
+    async def case_row(self, case_id: UUID) -> asyncpg.Record:
+        row = await projections.get_case(self.pool, case_id)
+        if row is None:
+            raise NotFound("case_not_found", "未找到该审核案件。")
+        return row
+
+    async def queue_counts(self, today: date) -> dict[str, tuple[int, int]]:
+        return await projections.queue_counts(self.pool, today)
+
+
+def today_in_changzhou() -> date:
+    return domain.local_date(datetime.now(UTC))

@@ -1,0 +1,344 @@
+"""enrollment in-process over HTTP, on the real database and broker: the journey, refusals,
+rejection and resubmission, the registration form."""
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pypdf
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from contracts.envelope import Envelope
+from contracts.events import topic_of
+from contracts.events.base import Event
+from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.notify import SmsSent
+from contracts.events.payment import PaymentSettled
+from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from kernel.auth import Principal, Role, issue_token
+from kernel.db import drop_schema
+from kernel.relay import new_producer
+from kernel.runtime import ServiceRuntime
+from services.enrollment.app import build
+from services.enrollment.handlers import on_user_registered, on_user_verified
+from services.enrollment.settings import EnrollmentSettings
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+from tests.support.people import id_number
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+PDF = b"%PDF-1.4\n" + b"0" * 200
+MAX_BYTES = 64 * 1024
+DOCS = ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page")
+
+
+@dataclass
+class Enrollment:
+    http: httpx.AsyncClient
+    runtime: ServiceRuntime
+    settings: EnrollmentSettings
+    producer: AIOKafkaProducer
+
+    def auth(self, user_id: UUID, role: Role = "applicant") -> dict[str, str]:
+        token = issue_token(Principal(user_id, role), self.settings.jwt_secret.get_secret_value(), 600)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def publish(self, event: Event, stream_id: str, causation: str | None = None) -> Envelope:
+        envelope = Envelope.wrap(
+            event, stream_id=stream_id, stream_version=1, producer="test", correlation_id="c", causation_id=causation
+        )
+        topic = topic_of(event.event_type)
+        await self.producer.send_and_wait(
+            topic, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
+        )
+        return envelope
+
+
+@pytest.fixture
+async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
+    settings = EnrollmentSettings(
+        database_url=DATABASE_URL,
+        kafka_bootstrap=KAFKA_BOOTSTRAP,
+        schema_name=unique_name("enr"),
+        consumer_group_prefix=unique_name("t") + ".",
+        blob_root=tmp_path / "blobs",
+        document_max_bytes=MAX_BYTES,
+        batch_wait_ms=5,
+    )
+    app, runtime = build(settings)
+    await runtime.start()
+    producer = new_producer(KAFKA_BOOTSTRAP, client_id="enrollment-test")
+    await producer.start()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
+    try:
+        yield Enrollment(http, runtime, settings, producer)
+    finally:
+        await http.aclose()
+        await producer.stop()
+        await runtime.stop()
+        await drop_schema(DATABASE_URL, settings.db_schema)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 40) -> None:
+    for _ in range(int(seconds * 10)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+def verified(user_id: UUID, birth: date = date(1990, 3, 7), male: bool = True, name: str = "赵六") -> UserVerified:
+    number = id_number(birth, male=male)
+    return UserVerified(
+        user_id=user_id, name=name, id_number_masked=f"{number[:4]}{'*' * 10}{number[-4:]}", birth_date=birth,
+        gender="male" if male else "female", id_region_code=number[:6], provider="local",
+        verified_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def seed_person(e: Enrollment, user_id: UUID, **kwargs: Any) -> None:
+    """A unit of the identity-view handlers, applied directly (no broker needed)."""
+    registered = UserRegistered(
+        user_id=user_id, phone="+8613912345678", role="applicant", registered_at=datetime.now(UTC)
+    )
+    async with e.runtime.pool.acquire() as conn:
+        # verified first: a replay may deliver identity's events in either order
+        for event, handler in ((verified(user_id, **kwargs), on_user_verified), (registered, on_user_registered)):
+            await handler(conn, Envelope.wrap(event, stream_id=f"user-{user_id}", stream_version=1,
+                                              producer="identity", correlation_id="c"))  # fmt: skip
+
+
+APPLICATION = {
+    "notice_version": "2020-12",
+    "pension_tier": 3,
+    "medical_tier": 5,
+    "household_kind": "changzhou",
+    "household_region_code": "320402",
+    "residence_district_code": "320411",
+}
+
+
+async def open_application(e: Enrollment, user_id: UUID, **overrides: Any) -> httpx.Response:
+    return await e.http.post("/v1/applications", json={**APPLICATION, **overrides}, headers=e.auth(user_id))
+
+
+async def upload(e: Enrollment, user_id: UUID, app_id: str, kind: str, data: bytes = JPEG) -> httpx.Response:
+    files = {"file": ("photo.bin", data, "application/octet-stream")}
+    return await e.http.put(f"/v1/applications/{app_id}/documents/{kind}", files=files, headers=e.auth(user_id))
+
+
+async def ready_application(e: Enrollment, user_id: UUID) -> str:
+    created = await open_application(e, user_id)
+    assert created.status_code == 201, created.text
+    app_id: str = created.json()["application_id"]
+    for kind in DOCS:
+        assert (await upload(e, user_id, app_id, kind)).status_code == 200
+    return app_id
+
+
+async def status_of(e: Enrollment, user_id: UUID, app_id: str) -> dict[str, Any]:
+    response = await e.http.get(f"/v1/applications/{app_id}", headers=e.auth(user_id))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def decide(e: Enrollment, user_id: UUID, app_id: str, attempt: int, decision: str) -> Envelope:
+    """What the review service would publish: a case, then its decision."""
+    case_id, ids = uuid4(), {"application_id": UUID(app_id), "applicant_id": user_id, "attempt": attempt}
+    now = datetime.now(UTC)
+    await e.publish(
+        ReviewCaseOpened(case_id=case_id, **ids, agency_code="320411", due_on=date.today() + timedelta(days=2),
+                         opened_at=now),
+        f"case-{case_id}",
+    )  # fmt: skip
+    reasons = [{"code": "document_unreadable", "text": "身份证反面照片不清晰，请重新上传。"}]
+    return await e.publish(
+        ReviewDecided(case_id=case_id, **ids, decision=decision, reasons=reasons if decision == "rejected" else [],
+                      reviewer_id=uuid4(), decided_at=now),
+        f"case-{case_id}",
+    )  # fmt: skip
+
+
+async def wait_status(e: Enrollment, user_id: UUID, app_id: str, status: str, attempt: int) -> dict[str, Any]:
+    async def reached() -> bool:
+        view = await status_of(e, user_id, app_id)
+        return bool(view["status"] == status and view["attempt"] == attempt)
+
+    await eventually(reached, f"status {status} (attempt {attempt})")
+    return await status_of(e, user_id, app_id)
+
+
+async def test_the_journey_from_verified_person_to_active_with_the_registration_form(enrollment: Enrollment) -> None:
+    e, user_id = enrollment, uuid4()
+    # the real path: identity's events arrive on identity.events
+    await e.publish(verified(user_id, name="钱七"), f"user-{user_id}")
+    phone = UserRegistered(user_id=user_id, phone="+8613912345678", role="applicant", registered_at=datetime.now(UTC))
+    await e.publish(phone, f"user-{user_id}")
+
+    async def known() -> bool:
+        row = await e.runtime.pool.fetchrow("SELECT name, phone FROM people WHERE user_id = $1", user_id)
+        return row is not None and row["name"] == "钱七" and row["phone"] is not None
+
+    await eventually(known, "person from identity.events")
+
+    notice = (await e.http.get("/v1/notice")).json()
+    assert notice["version"] == "2020-12" and {h["number"] for h in notice["help_lines"]} == {"12333", "96888732"}
+    app_id = await ready_application(e, user_id)
+    before = await e.http.get(f"/v1/applications/{app_id}/registration-form.pdf", headers=e.auth(user_id))
+    assert before.status_code == 409 and before.json()["code"] == "not_approved"
+
+    submitted = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "submitted" and submitted.json()["attempt"] == 1
+
+    decided = await decide(e, user_id, app_id, 1, "approved")
+    view = await wait_status(e, user_id, app_id, "approved", 1)
+    assert view["agency_code"] == "320411" and view["pension_tier"] == 3 and not view["notified"]
+
+    sms_id = uuid4()
+    await e.publish(
+        SmsSent(sms_id=sms_id, recipient_id=user_id, phone_masked="+86139****5678", template="review_approved",
+                provider="local_sink", provider_message_id=None, causation_event_id=decided.event_id,
+                sent_at=datetime.now(UTC)),
+        f"sms-{sms_id}",
+    )  # fmt: skip
+
+    async def notified() -> bool:
+        return bool((await status_of(e, user_id, app_id))["notified"])
+
+    await eventually(notified, "notified after SmsSent")
+
+    form = await e.http.get(f"/v1/applications/{app_id}/registration-form.pdf", headers=e.auth(user_id))
+    assert form.status_code == 200 and form.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(form.content)).pages)
+    assert "钱七" in text and "常州市劳动事务代理申请登记表" in text and "新北区劳动就业管理机构" in text
+    assert "13912345678" not in text  # the phone is masked on the form
+
+    bill_id = uuid4()
+    await e.publish(
+        PaymentSettled(payment_id=uuid4(), bill_id=bill_id, account_id=uuid4(), insured_person_id=user_id,
+                       payer_id=None, payer_name_masked=None, channel="alipay", channel_txn_id=str(bill_id),
+                       amount_fen=100, bank=None, settled_at=datetime.now(UTC)),
+        f"bill-{bill_id}",
+    )  # fmt: skip
+    view = await wait_status(e, user_id, app_id, "active", 1)
+    kinds = [t["kind"] for t in view["timeline"]]
+    assert kinds[:3] == ["verified", "notice_accepted", "drafted"] and kinds[-1] == "payment_settled"
+    mine = await e.http.get("/v1/applications?mine=true", headers=e.auth(user_id))
+    assert [a["application_id"] for a in mine.json()] == [app_id]
+    again = await open_application(e, user_id)
+    assert again.status_code == 409 and again.json()["code"] == "already_enrolled"
+
+
+async def test_rejection_correction_and_resubmission_ignore_a_stale_decision(enrollment: Enrollment) -> None:
+    e, user_id = enrollment, uuid4()
+    await seed_person(e, user_id)
+    app_id = await ready_application(e, user_id)
+    assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
+    await decide(e, user_id, app_id, 1, "rejected")
+    view = await wait_status(e, user_id, app_id, "rejected", 1)
+    assert view["review_reasons"][0]["code"] == "document_unreadable"
+
+    patched = await e.http.patch(f"/v1/applications/{app_id}", json={"pension_tier": 5}, headers=e.auth(user_id))
+    assert patched.status_code == 200 and patched.json()["pension_tier"] == 5
+    assert (await upload(e, user_id, app_id, "id_card_back", PNG)).json()["content_type"] == "image/png"
+    resubmitted = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
+    assert resubmitted.json()["attempt"] == 2 and resubmitted.json()["status"] == "submitted"
+
+    await decide(e, user_id, app_id, 1, "approved")  # late news about attempt 1
+    await decide(e, user_id, app_id, 2, "approved")
+    view = await wait_status(e, user_id, app_id, "approved", 2)
+    assert view["review_reasons"] == []
+    history = await e.runtime.store.load(e.runtime.pool, f"application-{app_id}")
+    assert [h.event_type for h in history].count("ApplicationApproved") == 1
+
+
+async def test_refusals_are_problem_details_with_stable_codes(enrollment: Enrollment) -> None:
+    e, user_id, stranger = enrollment, uuid4(), uuid4()
+    not_verified = await open_application(e, stranger)
+    assert (not_verified.status_code, not_verified.json()["code"]) == (422, "not_verified")
+    await seed_person(e, user_id)
+    await seed_person(e, stranger, birth=date(1960, 1, 1))
+
+    async def code(response: Awaitable[httpx.Response], status: int) -> str:
+        r = await response
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        return str(r.json()["code"])
+
+    assert await code(e.http.post("/v1/applications", json=APPLICATION), 401) == "authentication_required"
+    reviewer = e.auth(uuid4(), "reviewer")
+    assert await code(e.http.post("/v1/applications", json=APPLICATION, headers=reviewer), 403) == "wrong_role"
+    assert await code(open_application(e, user_id, notice_version="2019-01"), 422) == "notice_outdated"
+    assert await code(open_application(e, user_id, notice_version=None), 422) == "notice_not_accepted"
+    assert await code(open_application(e, user_id, pension_tier=None, medical_tier=None), 422) == "nothing_to_enrol"
+    assert await code(open_application(e, user_id, pension_tier=7), 422) == "invalid_tier"
+    assert await code(open_application(e, user_id, pension_tier="x"), 422) == "invalid_request"
+    assert await code(open_application(e, user_id, household_region_code="310101"), 422) == "not_eligible_household"
+    assert await code(open_application(e, user_id, residence_district_code="320405"), 422) == "unknown_district"
+
+    created = await open_application(e, user_id)
+    app_id = created.json()["application_id"]
+    assert await code(open_application(e, user_id), 409) == "application_open"
+    url = f"/v1/applications/{app_id}"
+    assert await code(e.http.get(url), 401) == "authentication_required"
+    assert await code(e.http.get(url, headers=e.auth(stranger)), 403) == "not_your_application"
+    assert (
+        await code(e.http.get(f"/v1/applications/{uuid4()}", headers=e.auth(user_id)), 404) == "application_not_found"
+    )
+    assert await code(e.http.get("/v1/applications/not-a-uuid", headers=e.auth(user_id)), 422) == "invalid_request"
+    assert (await e.http.get(url, headers=reviewer)).status_code == 200
+
+    assert await code(upload(e, user_id, app_id, "passport"), 422) == "unknown_document_kind"
+    assert await code(upload(e, user_id, app_id, "id_card_front", b"GIF89a" + b"0" * 50), 415) == (
+        "unsupported_document_type"
+    )
+    assert await code(upload(e, user_id, app_id, "id_card_front", JPEG + b"0" * MAX_BYTES), 413) == (
+        "document_too_large"
+    )
+    assert await code(upload(e, stranger, app_id, "id_card_front"), 403) == "not_your_application"
+    no_file = e.http.put(f"{url}/documents/id_card_front", data={"x": "1"}, headers=e.auth(user_id))
+    assert await code(no_file, 422) == "file_missing"
+    assert (await upload(e, user_id, app_id, "id_card_front", PDF)).status_code == 200
+    document = await e.http.get(f"{url}/documents/id_card_front", headers=reviewer)
+    assert document.content == PDF and document.headers["content-type"] == "application/pdf"
+    assert await code(e.http.get(f"{url}/documents/id_card_front", headers=e.auth(stranger)), 403) == (
+        "not_your_application"
+    )
+
+    missing = await e.http.post(f"{url}/submit", headers=e.auth(user_id))
+    assert missing.status_code == 422 and missing.json()["code"] == "documents_missing"
+    assert missing.json()["missing"] == ["id_card_back", "hukou_first_page", "hukou_own_page"]
+    assert missing.json()["alternative"] == ["residence_permit"]
+
+    for path in ("/v1/back-payments", "/v1/suspensions"):
+        assert await code(e.http.post(path, json={"any": "thing"}, headers=e.auth(user_id)), 422) == "counter_only"
+        assert await code(e.http.post(path), 401) == "authentication_required"
+
+    old_id = (await open_application(e, stranger)).json()["application_id"]
+    for kind in DOCS:
+        await upload(e, stranger, old_id, kind)
+    too_old = await e.http.post(f"/v1/applications/{old_id}/submit", headers=e.auth(stranger))
+    assert too_old.status_code == 422 and too_old.json()["code"] == "not_eligible_age"
+    metrics = (await e.http.get("/metrics")).text
+    assert 'flexenroll_enrollment_refusals_total{action="submit",code="not_eligible_age"}' in metrics
+
+
+async def test_a_submitted_application_is_not_submitted_twice(enrollment: Enrollment) -> None:
+    e, user_id = enrollment, uuid4()
+    await seed_person(e, user_id, birth=date(1985, 1, 1), male=False)
+    app_id = await ready_application(e, user_id)
+    first = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
+    assert first.status_code == 200
+    second = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
+    assert (second.status_code, second.json()["code"]) == (409, "already_submitted")
+    patch = await e.http.patch(f"/v1/applications/{app_id}", json={"pension_tier": 1}, headers=e.auth(user_id))
+    assert (patch.status_code, patch.json()["code"]) == (409, "not_editable")

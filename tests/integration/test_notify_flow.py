@@ -1,0 +1,341 @@
+"""notify in-process over the real broker and database: decisions from review.events and phones
+from identity.events become exactly one SMS each (local sink) and one SmsSent on notify.events,
+through redelivery, re-publication, out-of-order arrival and a sender that died mid-send."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from contracts.envelope import Envelope
+from contracts.events.identity import UserRegistered
+from contracts.events.review import ReviewDecided, ReviewReason
+from contracts.topics import IDENTITY_EVENTS, NOTIFY_EVENTS, REVIEW_EVENTS
+from kernel.auth import Principal, issue_token
+from kernel.db import create_pool, migrate, migrations_from
+from kernel.relay import new_producer
+from kernel.runtime import ServiceRuntime
+from services.notify.app import build
+from services.notify.domain import sms_id_for
+from services.notify.gateway import LocalSinkGateway
+from services.notify.handlers import NotifyHandlers
+from services.notify.settings import NotifySettings
+from services.notify.templates import load_templates
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+
+REASON = "身份证反面照片模糊，请重新上传。"
+
+
+@dataclass
+class Notify:
+    settings: NotifySettings
+    runtime: ServiceRuntime
+    http: httpx.AsyncClient
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.runtime.pool
+
+    def token(self, role: str) -> dict[str, str]:
+        secret = self.settings.jwt_secret.get_secret_value()
+        return {"Authorization": f"Bearer {issue_token(Principal(uuid4(), role), secret, 600)}"}  # type: ignore[arg-type]
+
+
+# --- Kafka helpers --------------------------------------------------------------------------
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} does not exist")
+
+
+async def end_offsets(topics: list[str], group: str | None = None) -> dict[TopicPartition, int]:
+    """The topics' current ends; with a group, also committed as that group's start, so that a
+    fresh test group skips the shared topics' history (other tests' decisions)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [tp for topic in topics for tp in await _partitions(consumer, topic)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
+        if group is not None:
+            consumer.assign(parts)
+            await consumer.commit(ends)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def notify_events(
+    since: dict[TopicPartition, int], sms_ids: set[UUID], quiet: float = 1.5
+) -> list[dict[str, Any]]:
+    """Envelopes about `sms_ids` published on notify.events after `since`: read until none has come
+    for `quiet` seconds (at least one each), so that a duplicate would be seen too."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        consumer.assign(list(since))
+        for tp, offset in since.items():
+            consumer.seek(tp, offset)
+        loop = asyncio.get_running_loop()
+        deadline, last_news = loop.time() + 30, loop.time()
+        while loop.time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    body = json.loads(r.value)
+                    if UUID(body["data"]["sms_id"]) in sms_ids:
+                        found.append(body)
+                        last_news = loop.time()
+            seen = {UUID(b["data"]["sms_id"]) for b in found}
+            if seen == sms_ids and loop.time() - last_news > quiet:
+                break
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def producer() -> AsyncIterator[AIOKafkaProducer]:
+    p = new_producer(KAFKA_BOOTSTRAP, client_id="notify-test")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+async def start_notify(schema: str) -> AsyncIterator[Callable[[], Awaitable[Notify]]]:
+    started: list[Notify] = []
+
+    async def start() -> Notify:
+        settings = NotifySettings(
+            schema_name=schema, consumer_group_prefix=unique_name("it") + ".", sender_poll_seconds=0.1
+        )
+        await end_offsets([IDENTITY_EVENTS, REVIEW_EVENTS], group=settings.consumer_group("sms"))
+        app, runtime = build(settings)
+        await runtime.start()
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
+        started.append(Notify(settings, runtime, http))
+        return started[-1]
+
+    yield start
+    for notify in started:
+        await notify.http.aclose()
+        await notify.runtime.stop()
+
+
+@pytest.fixture
+async def notify(start_notify: Callable[[], Awaitable[Notify]]) -> Notify:
+    return await start_notify()
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def phone() -> str:
+    return f"+86139{uuid4().int % 10**8:08d}"
+
+
+def registered(user_id: UUID, number: str) -> Envelope:
+    event = UserRegistered(user_id=user_id, phone=number, role="applicant", registered_at=datetime.now(UTC))
+    return Envelope.wrap(event, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c")
+
+
+def decided(applicant_id: UUID, decision: str = "approved", case_id: UUID | None = None) -> Envelope:
+    event = ReviewDecided(
+        case_id=case_id or uuid4(), application_id=uuid4(), applicant_id=applicant_id, attempt=1,
+        decision=decision,
+        reasons=[ReviewReason(code="documents_unreadable", text=REASON)] if decision == "rejected" else [],
+        reviewer_id=uuid4(), decided_at=datetime.now(UTC),
+    )  # fmt: skip
+    return Envelope.wrap(
+        event, stream_id=str(event.case_id), stream_version=2, producer="review", correlation_id="flow-1"
+    )
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> None:
+    await producer.send_and_wait(topic, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers())
+
+
+async def sink(pool: asyncpg.Pool, sms_id: UUID) -> list[asyncpg.Record]:
+    return list(await pool.fetch("SELECT * FROM sms_sink WHERE out_id = $1", str(sms_id)))
+
+
+async def state(pool: asyncpg.Pool, sms_id: UUID) -> str | None:
+    found: str | None = await pool.fetchval("SELECT state FROM sms_messages WHERE sms_id = $1", sms_id)
+    return found
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+async def test_one_sms_per_decision_through_redelivery_and_republication(
+    notify: Notify, producer: AIOKafkaProducer
+) -> None:
+    since = await end_offsets([NOTIFY_EVENTS])
+    user_id, number = uuid4(), phone()
+    decision = decided(user_id)
+    sms_id = sms_id_for(decision.event_id)
+    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
+    await publish(producer, REVIEW_EVENTS, decision)
+
+    async def sent() -> bool:
+        return await state(notify.pool, sms_id) == "sent"
+
+    await eventually(sent)
+    [published] = await notify_events(since, {sms_id})
+    assert published["event_type"] == "SmsSent" and published["correlation_id"] == "flow-1"
+    assert published["causation_id"] == str(decision.event_id)
+    assert published["data"]["case_id"] == decision.data["case_id"]
+    assert number not in json.dumps(published)
+
+    # the same message again, and the same decision re-published under a new event_id
+    copy = decision.model_copy(update={"event_id": uuid4()})
+    await publish(producer, REVIEW_EVENTS, decision)
+    await publish(producer, REVIEW_EVENTS, copy)
+
+    async def both_handled() -> bool:
+        handled = await notify.pool.fetchval(
+            "SELECT count(*) FROM processed_events WHERE event_id = ANY($1::uuid[])", [decision.event_id, copy.event_id]
+        )
+        return bool(handled == 2)
+
+    await eventually(both_handled)
+    await asyncio.sleep(0.5)  # a few sender rounds
+    rows = await sink(notify.pool, sms_id)
+    assert len(rows) == 1 and rows[0]["phone"] == number
+    assert rows[0]["text"].startswith("【常州人社】您的灵活就业人员参保登记申请已审核通过。")
+    assert await notify.pool.fetchval("SELECT count(*) FROM sms_messages WHERE recipient_id = $1", user_id) == 1
+    assert await notify.pool.fetchval("SELECT count(*) FROM sms_sink") == 1
+    assert len(await notify_events(since, {sms_id})) == 1
+
+
+async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
+    notify: Notify, producer: AIOKafkaProducer
+) -> None:
+    since = await end_offsets([NOTIFY_EVENTS])
+    user_id, number = uuid4(), phone()
+    decision = decided(user_id, "rejected")
+    sms_id = sms_id_for(decision.event_id)
+    await publish(producer, REVIEW_EVENTS, decision)
+
+    async def waiting() -> bool:
+        return await state(notify.pool, sms_id) == "awaiting_recipient"
+
+    await eventually(waiting)
+    await asyncio.sleep(0.3)
+    assert await sink(notify.pool, sms_id) == []
+
+    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
+
+    async def sent() -> bool:
+        return await state(notify.pool, sms_id) == "sent"
+
+    await eventually(sent)
+    [row] = await sink(notify.pool, sms_id)
+    assert "审核不通过" in row["text"] and "身份证反面照片模糊" in row["text"] and "12333" in row["text"]
+    [published] = await notify_events(since, {sms_id})
+    assert published["data"]["template"] == "review_rejected"
+
+
+async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, producer: AIOKafkaProducer) -> None:
+    user_id, number = uuid4(), phone()
+    decision = decided(user_id, "rejected")
+    sms_id = sms_id_for(decision.event_id)
+    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
+    await publish(producer, REVIEW_EVENTS, decision)
+
+    async def sent() -> bool:
+        return await state(notify.pool, sms_id) == "sent"
+
+    await eventually(sent)
+    assert (await notify.http.get("/v1/sms")).status_code == 401
+    for role in ("applicant", "reviewer"):
+        refused = await notify.http.get("/v1/sms", headers=notify.token(role))
+        assert refused.status_code == 403 and refused.json()["code"] == "wrong_role"
+
+    operator = notify.token("operator")
+    page = await notify.http.get("/v1/sms", params={"recipient_id": str(user_id)}, headers=operator)
+    assert page.status_code == 200, page.text
+    [item] = page.json()["items"]
+    assert item["sms_id"] == str(sms_id) and item["state"] == "sent" and item["attempts"] == 1
+    assert item["phone_masked"] == f"{number[:6]}****{number[-4:]}" and REASON.rstrip("。") in item["text"]
+    assert number not in page.text
+    assert (await notify.http.get("/v1/sms", params={"state": "failed"}, headers=operator)).json()["total"] == 0
+    assert (await notify.http.get("/v1/sms", params={"state": "bogus"}, headers=operator)).status_code == 422
+    one = await notify.http.get(f"/v1/sms/{sms_id}", headers=operator)
+    assert one.json()["template"] == "review_rejected"
+    missing = await notify.http.get(f"/v1/sms/{uuid4()}", headers=operator)
+    assert missing.status_code == 404 and missing.json()["code"] == "sms_not_found"
+    sunk = await notify.http.get("/v1/sms/sink", params={"out_id": str(sms_id)}, headers=operator)
+    [message] = sunk.json()["items"]
+    assert message["phone_masked"].endswith(number[-4:]) and number not in sunk.text
+    metrics = (await notify.http.get("/metrics")).text
+    assert 'flexenroll_sms_sent_total{provider="local_sink"}' in metrics and "flexenroll_sms_pending" in metrics
+
+
+@pytest.mark.parametrize("provider_got_it", [True, False], ids=["sent-before-crash", "not-sent-before-crash"])
+async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
+    schema: str, start_notify: Callable[[], Awaitable[Notify]], provider_got_it: bool
+) -> None:
+    """The intent is left in `sending` as if the process died right after (or right before) the
+    provider call; the restarted service asks the provider before it sends anything."""
+    since = await end_offsets([NOTIFY_EVENTS])
+    templates = load_templates(None, "常州人社")
+    user_id, number = uuid4(), phone()
+    decision = decided(user_id)
+    sms_id = sms_id_for(decision.event_id)
+    pool = await create_pool(DATABASE_URL, schema, 1, 2)
+    try:
+        await migrate(pool, schema, migrations_from("services.notify"))
+        handlers = NotifyHandlers(templates)
+        async with pool.acquire() as conn, conn.transaction():
+            await handlers.on_user_registered(conn, registered(user_id, number))
+            await handlers.on_review_decided(conn, decision)
+        await pool.execute(
+            "UPDATE sms_messages SET state = 'sending', attempts = 1, sending_since = now() - interval '10 minutes', "
+            "first_attempt_at = now(), last_attempt_at = now() WHERE sms_id = $1",
+            sms_id,
+        )
+        if provider_got_it:
+            await LocalSinkGateway(pool, templates).send(number, "review_approved", {}, str(sms_id))
+    finally:
+        await pool.close()
+
+    notify = await start_notify()
+
+    async def sent() -> bool:
+        return await state(notify.pool, sms_id) == "sent"
+
+    await eventually(sent)
+    await asyncio.sleep(0.3)
+    assert len(await sink(notify.pool, sms_id)) == 1
+    attempts = await notify.pool.fetchval("SELECT attempts FROM sms_messages WHERE sms_id = $1", sms_id)
+    assert attempts == 2
+    [published] = await notify_events(since, {sms_id})
+    assert published["event_type"] == "SmsSent"

@@ -1,0 +1,336 @@
+"""review in-process over the real broker and database: a submission on enrollment.events opens
+exactly one case, reviewers work the queue, and ReviewDecided reaches review.events."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
+
+from contracts.envelope import Envelope
+from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.topics import ENROLLMENT_EVENTS, REVIEW_EVENTS
+from kernel.auth import Principal, issue_token
+from kernel.relay import new_producer
+from kernel.runtime import ServiceRuntime
+from services.review.app import build
+from services.review.settings import ReviewSettings
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+
+SECRET = ReviewSettings().jwt_secret.get_secret_value()
+
+
+@dataclass
+class Review:
+    runtime: ServiceRuntime
+    http: httpx.AsyncClient
+    schema: str
+
+    def auth(self, role: str, user_id: UUID | None = None) -> dict[str, str]:
+        token = issue_token(Principal(user_id or uuid4(), role), SECRET, 600)  # type: ignore[arg-type]
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def review(schema: str) -> AsyncIterator[Review]:
+    settings = ReviewSettings(
+        schema_name=schema,
+        consumer_group_prefix=f"{unique_name('it')}.",
+        database_url=DATABASE_URL,
+        kafka_bootstrap=KAFKA_BOOTSTRAP,
+        review_metrics_refresh_seconds=0.2,
+        enrollment_public_url="https://enrol.example",
+    )
+    app, runtime = build(settings)
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://review") as http:
+            yield Review(runtime, http, schema)
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def producer() -> AsyncIterator[AIOKafkaProducer]:
+    p = new_producer(KAFKA_BOOTSTRAP, client_id="review-test")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def submission(**changes: Any) -> Envelope:
+    """EnrollmentSubmitted as enrollment publishes it (its schema example, with a fresh application)."""
+    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
+    data = {"application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat(), **changes}
+    event = EnrollmentSubmitted.model_validate({**example, **data})
+    return Envelope.wrap(
+        event,
+        stream_id=f"application-{event.application_id}",
+        stream_version=5,
+        producer="enrollment",
+        correlation_id=f"corr-{event.application_id}",
+    )
+
+
+async def send(producer: AIOKafkaProducer, envelope: Envelope) -> None:
+    await producer.send_and_wait(
+        ENROLLMENT_EVENTS, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 30.0) -> Any:
+    for _ in range(int(seconds / 0.1)):
+        if result := await check():
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+async def handled(review: Review, event_id: UUID) -> bool:
+    sql = f'SELECT count(*) FROM "{review.schema}".processed_events WHERE event_id = $1'
+    return bool(await review.runtime.pool.fetchval(sql, event_id))
+
+
+async def cases_of(review: Review, application_id: str) -> list[dict[str, Any]]:
+    """The cases of one application, through the API (the topic holds other tests' submissions too)."""
+    rows = await review.runtime.pool.fetch(
+        f'SELECT case_id FROM "{review.schema}".cases WHERE application_id = $1 ORDER BY attempt', UUID(application_id)
+    )
+    found = []
+    for row in rows:
+        answer = await review.http.get(f"/v1/cases/{row['case_id']}", headers=review.auth("operator"))
+        assert answer.status_code == 200, answer.text
+        found.append(answer.json())
+    return found
+
+
+async def end_offsets(topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        return dict(await consumer.end_offsets(parts))
+    finally:
+        await consumer.stop()
+
+
+async def find_published(start: dict[TopicPartition, int], matches: Callable[[Any], bool]) -> Any:
+    """The first record after `start` whose JSON value `matches` (30 s at most)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    if matches(json.loads(record.value)):
+                        return record
+        raise AssertionError("no matching record was published")
+    finally:
+        await consumer.stop()
+
+
+async def test_one_case_per_submission_then_a_decision_is_published(review: Review, producer: AIOKafkaProducer) -> None:
+    review_topic_start = await end_offsets(REVIEW_EVENTS)
+    first = submission(residence_district_code="320412")
+    application_id = str(first.data["application_id"])
+    await send(producer, first)
+    await eventually(lambda: cases_of(review, application_id), "the case appears in the queue")
+
+    # The same message twice more (redelivery), then the same submission re-published with a
+    # new event_id; it is the last on its partition, so once it is handled all were.
+    await send(producer, first)
+    await send(producer, first)
+    republished = first.model_copy(update={"event_id": uuid4()})
+    await send(producer, republished)
+    await eventually(lambda: handled(review, republished.event_id), "the re-published submission is handled")
+    cases = await cases_of(review, application_id)
+    assert len(cases) == 1
+    opened = await review.runtime.pool.fetch(
+        f'SELECT stream_id FROM "{review.schema}".events '
+        "WHERE event_type = 'ReviewCaseOpened' AND data->>'application_id' = $1",
+        application_id,
+    )
+    assert [r["stream_id"] for r in opened] == [f"case-{cases[0]['case_id']}"]
+
+    case = cases[0]
+    assert case["status"] == "pending" and case["attempt"] == 1 and case["overdue"] is False
+    assert case["agency"] == {"code": "320412", "name": "常州市武进区人力资源和社会保障局劳动就业管理中心"}
+    applicant = case["applicant"]
+    assert applicant["name"] == "张三" and applicant["id_number_masked"] == "3204**********1234"
+    assert applicant["phone_masked"] == "+86138****8000" and applicant["gender"] == "male"
+    assert applicant["pension_tier"] == 3 and applicant["medical_tier"] == 5
+    assert {d["kind"] for d in case["documents"]} == {
+        "id_card_front",
+        "id_card_back",
+        "hukou_first_page",
+        "hukou_own_page",
+    }
+    assert f"https://enrol.example/v1/applications/{application_id}/documents/id_card_front" in {
+        d["url"] for d in case["documents"]
+    }
+
+    case_id = case["case_id"]
+    reviewer_id = uuid4()
+    reviewer = review.auth("reviewer", reviewer_id)
+    decided = await review.http.post(f"/v1/cases/{case_id}/decision", json={"decision": "approved"}, headers=reviewer)
+    assert decided.status_code == 201, decided.text
+    assert decided.json()["status"] == "decided" and decided.json()["decision"] == "approved"
+
+    again = await review.http.post(
+        f"/v1/cases/{case_id}/decision",
+        json={"decision": "rejected", "reasons": [{"code": "other", "text": "重复"}]},
+        headers=reviewer,
+    )
+    assert again.status_code == 409 and again.json()["code"] == "already_decided"
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+    record = await find_published(
+        review_topic_start,
+        lambda v: v["event_type"] == "ReviewDecided" and v["data"]["application_id"] == application_id,
+    )
+    body = json.loads(record.value)
+    assert set(body) == {
+        "event_id", "event_type", "schema_version", "stream_id", "stream_version", "occurred_at",
+        "producer", "correlation_id", "causation_id", "data",
+    }  # fmt: skip
+    assert record.key == f"case-{case_id}".encode() and body["stream_id"] == f"case-{case_id}"
+    assert body["producer"] == "review" and body["stream_version"] == 2 and body["schema_version"] == 1
+    assert body["correlation_id"] == first.correlation_id  # the application's flow, end to end
+    assert dict(record.headers)["event_type"] == b"ReviewDecided"
+    assert body["data"]["decision"] == "approved" and body["data"]["reasons"] == []
+    assert body["data"]["reviewer_id"] == str(reviewer_id) and body["data"]["attempt"] == 1
+
+    resubmitted = submission(application_id=application_id, attempt=2, residence_district_code="320412")
+    await send(producer, resubmitted)
+    await eventually(lambda: handled(review, resubmitted.event_id), "the second attempt is handled")
+    assert sorted(c["attempt"] for c in await cases_of(review, application_id)) == [1, 2]
+
+
+async def test_the_queue_puts_overdue_cases_first_and_counts_them(review: Review, producer: AIOKafkaProducer) -> None:
+    late = submission(submitted_at="2025-09-30T02:00:00Z", residence_district_code="320481")
+    fresh = submission(residence_district_code="320405")  # no office of its own: the city's
+    for envelope in (fresh, late):
+        await send(producer, envelope)
+        await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
+
+    staff = review.auth("reviewer")
+    queue = (await review.http.get("/v1/cases?limit=500", headers=staff)).json()
+    assert queue["status"] == "pending"
+    cases = queue["cases"]  # earlier runs' submissions are on the topic as well
+    flags = [c["overdue"] for c in cases]
+    assert flags == sorted(flags, reverse=True), "overdue cases come first"
+    assert [c["due_on"] for c in cases] == sorted(c["due_on"] for c in cases), "then by due date"
+    ids = [c["application_id"] for c in cases]
+    assert ids.index(late.data["application_id"]) < ids.index(fresh.data["application_id"])
+    overdue = cases[ids.index(late.data["application_id"])]
+    current = cases[ids.index(fresh.data["application_id"])]
+    assert overdue["overdue"] is True and overdue["due_on"] == "2025-10-10"  # after the National Day holiday
+    assert current["overdue"] is False and current["agency"]["code"] == "320400"
+    assert current["due_on"] > queue["today"]
+    assert overdue["applicant"]["age_at_submission"] == 35  # born 1990-03-07
+
+    one_agency = (await review.http.get("/v1/cases?agency=320481&limit=500", headers=staff)).json()["cases"]
+    assert overdue["case_id"] in {c["case_id"] for c in one_agency}
+    assert {c["agency"]["code"] for c in one_agency} == {"320481"}
+    single = await review.http.get(f"/v1/cases/{overdue['case_id']}", headers=staff)
+    assert single.status_code == 200 and single.json() == overdue
+
+    expected_overdue = float(sum(c["overdue"] for c in one_agency))
+    expected_pending = float(sum(c["agency"]["code"] == "320400" for c in cases))
+
+    async def gauges_show_it() -> bool:
+        value = REGISTRY.get_sample_value("flexenroll_review_cases_overdue", {"agency": "320481"})
+        return value == expected_overdue
+
+    await eventually(gauges_show_it, "the overdue gauge counts the late cases", 10)
+    assert expected_overdue >= 1
+    assert REGISTRY.get_sample_value("flexenroll_review_cases_pending", {"agency": "320400"}) == expected_pending
+    metrics = (await review.http.get("/metrics")).text
+    assert f'flexenroll_review_cases_overdue{{agency="320481"}} {expected_overdue}' in metrics
+
+
+async def test_refusals_are_problem_details(review: Review, producer: AIOKafkaProducer) -> None:
+    envelope = submission()
+    await send(producer, envelope)
+    await eventually(lambda: handled(review, envelope.event_id), "the submission is handled")
+    case_id = (await cases_of(review, str(envelope.data["application_id"])))[0]["case_id"]
+    reviewer, applicant = review.auth("reviewer"), review.auth("applicant")
+    decision = f"/v1/cases/{case_id}/decision"
+
+    async def refused(method: str, url: str, status: int, code: str, **kwargs: Any) -> None:
+        answer = await review.http.request(method, url, **kwargs)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["code"] == code
+        assert answer.headers["content-type"].startswith("application/problem+json")
+
+    await refused("GET", "/v1/cases", 401, "authentication_required")
+    await refused("POST", decision, 401, "authentication_required", json={"decision": "approved"})
+    await refused("GET", "/v1/cases", 403, "wrong_role", headers=applicant)
+    await refused("GET", f"/v1/cases/{case_id}", 403, "wrong_role", headers=applicant)
+    await refused("POST", decision, 403, "wrong_role", json={"decision": "approved"}, headers=applicant)
+    await refused("POST", decision, 403, "wrong_role", json={"decision": "approved"}, headers=review.auth("operator"))
+    await refused("GET", "/v1/cases?status=open", 422, "invalid_request", headers=reviewer)
+    await refused("GET", "/v1/cases?agency=999999", 422, "unknown_agency", headers=reviewer)
+    await refused("GET", f"/v1/cases/{uuid4()}", 404, "case_not_found", headers=reviewer)
+    await refused("GET", "/v1/cases/not-a-uuid", 422, "invalid_request", headers=reviewer)
+    await refused("POST", f"/v1/cases/{uuid4()}/decision", 404, "case_not_found", json={"decision": "approved"},
+                  headers=reviewer)  # fmt: skip
+    bad_bodies: list[tuple[Any, str]] = [
+        ({"decision": "maybe"}, "invalid_request"),
+        ({"decision": "approved", "extra": 1}, "invalid_request"),
+        ("not json", "invalid_request"),
+        ({"decision": "approved", "reasons": [{"code": "other", "text": "x"}]}, "reasons_not_allowed"),
+        ({"decision": "rejected"}, "reasons_required"),
+        ({"decision": "rejected", "reasons": [{"code": "bad_luck"}]}, "invalid_reason"),
+        ({"decision": "rejected", "reasons": [{"code": "other"}]}, "reason_text_required"),
+        ({"decision": "rejected", "reasons": [{"code": "other", "text": "长" * 201}]}, "invalid_request"),
+    ]
+    for body, code in bad_bodies:
+        await refused("POST", decision, 422, code, json=body, headers=reviewer)
+    still = (await review.http.get(f"/v1/cases/{case_id}", headers=reviewer)).json()
+    assert still["status"] == "pending"
+
+    rejected = await review.http.post(
+        decision,
+        json={"decision": "rejected", "reasons": [{"code": "documents_unreadable", "text": "身份证反面模糊"}]},
+        headers=reviewer,
+    )
+    assert rejected.status_code == 201, rejected.text
+    assert rejected.json()["reasons"] == [{"code": "documents_unreadable", "text": "证件照片不清晰：身份证反面模糊"}]
+    decided = (await review.http.get("/v1/cases?status=decided", headers=reviewer)).json()["cases"]
+    assert [c["case_id"] for c in decided] == [case_id]
+
+    codes = await review.http.get("/v1/reason-codes", headers=reviewer)
+    assert {"code": "other", "label": "其他", "text_required": True} in codes.json()
+    await refused("GET", "/v1/reason-codes", 401, "authentication_required")
+
+
+async def test_the_case_table_refuses_a_second_case_for_a_submission(review: Review) -> None:
+    """The database itself holds the rule, whatever code runs against it."""
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with review.runtime.pool.acquire() as conn, conn.transaction():
+            for case_id in (uuid4(), uuid4()):
+                await conn.execute(
+                    f'INSERT INTO "{review.schema}".cases (case_id, application_id, attempt, applicant_id, '
+                    "agency_code, due_on, opened_at, submitted_at, applicant_name, id_number_masked, gender, "
+                    "birth_date, phone_masked, household_kind, household_region_code, residence_district_code, "
+                    "documents) VALUES ($1, $2, 1, $2, '320402', now(), now(), now(), '张三', 'x', 'male', now(), "
+                    "'x', 'changzhou', '320402', '320402', '[]')",
+                    case_id,
+                    UUID(int=7),
+                )

@@ -1,0 +1,94 @@
+"""notify's SMS texts: the packaged templates, reasons in a rejection, a broken templates file."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from contracts.events.review import ReviewDecided, ReviewReason
+from services.notify.domain import intent_for_decision, sms_id_for
+from services.notify.templates import TemplateError, join_reasons, load_templates
+
+APPROVED_TEXT = (
+    "【常州人社】您的灵活就业人员参保登记申请已审核通过。请登录“常州人社”APP阅读《劳动事务代理人员须知》，"
+    "并可打印《常州市劳动事务代理申请登记表》。缴费方式：银行卡签约扣费、微信或支付宝搜索“江苏税务社保缴纳”。"
+    "参保咨询12333，选档缴费咨询96888732。"
+)
+
+
+def decision(outcome: str, *reasons: str) -> ReviewDecided:
+    return ReviewDecided(
+        case_id=uuid4(),
+        application_id=uuid4(),
+        applicant_id=uuid4(),
+        attempt=1,
+        decision=outcome,
+        reasons=[ReviewReason(code=f"r{i}", text=text) for i, text in enumerate(reasons)],
+        reviewer_id=uuid4(),
+        decided_at=datetime(2025, 3, 3, 2, tzinfo=UTC),
+    )
+
+
+def test_approval_text_is_the_guide_s_next_steps_with_the_sign() -> None:
+    templates = load_templates(None, "常州人社")
+    intent = intent_for_decision(uuid4(), decision("approved"), templates)
+    assert intent.template == "review_approved" and intent.params == {}
+    assert intent.text == APPROVED_TEXT
+
+
+def test_rejection_text_carries_every_reason_and_the_help_line() -> None:
+    templates = load_templates(None, "常州人社")
+    decided = decision("rejected", "身份证反面照片不清晰，请重新上传。", "  缺少户口簿本人页；")
+    intent = intent_for_decision(uuid4(), decided, templates)
+    assert intent.template == "review_rejected"
+    assert intent.params == {"reasons": "身份证反面照片不清晰，请重新上传；缺少户口簿本人页"}
+    assert intent.text.startswith("【常州人社】您的灵活就业人员参保登记申请审核不通过，原因：身份证反面照片不清晰")
+    assert "如有疑问请致电12333" in intent.text
+    assert intent.recipient_id == decided.applicant_id and intent.case_id == decided.case_id
+
+
+def test_the_sms_id_is_derived_from_the_causing_event_and_stable() -> None:
+    cause = uuid4()
+    intent = intent_for_decision(cause, decision("approved"), load_templates(None, "常州人社"))
+    assert intent.sms_id == sms_id_for(cause) == sms_id_for(cause)
+    assert sms_id_for(uuid4()) != intent.sms_id
+
+
+def test_join_reasons_drops_empty_and_trailing_punctuation() -> None:
+    assert join_reasons(["材料不全。", "", "照片模糊."]) == "材料不全；照片模糊"
+
+
+def test_a_templates_file_overrides_texts_and_aliyun_codes(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(
+        '[review_approved]\ntext = "通过"\naliyun_template_code = "SMS_1"\n'
+        '[review_rejected]\ntext = "不通过：${reasons}"\n',
+        encoding="utf-8",
+    )
+    templates = load_templates(path, "测试", {"review_rejected": "SMS_2"})
+    assert templates.render("review_rejected", {"reasons": "甲"}) == "【测试】不通过：甲"
+    assert templates.get("review_approved").aliyun_code == "SMS_1"
+    assert templates.get("review_rejected").aliyun_code == "SMS_2"
+    assert templates.get("review_rejected").placeholders == {"reasons"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '[review_approved]\ntext = "通过"\n',  # review_rejected missing
+        '[review_approved]\ntext = ""\n[review_rejected]\ntext = "x"\n',  # empty text
+        '[review_approved]\ntext = "${"\n[review_rejected]\ntext = "x"\n',  # malformed placeholder
+        "not toml [",
+    ],
+)
+def test_a_broken_templates_file_is_refused(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TemplateError):
+        load_templates(path, "常州人社")
+
+
+def test_rendering_without_a_needed_parameter_is_an_error() -> None:
+    with pytest.raises(TemplateError):
+        load_templates(None, "常州人社").render("review_rejected", {})
