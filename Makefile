@@ -25,7 +25,7 @@ help:
 # The stamp makes `install` cheap when pyproject.toml has not changed since the last pip run.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,aliyun]'
 	@touch $@
 
 # The registration form PDF embeds a CJK font from Debian's packages.
