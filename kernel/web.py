@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.logging import get_logger
@@ -17,6 +18,13 @@ from kernel.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails
 log = get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class StrictBody(BaseModel):
+    """Base of request bodies: an unknown field is a mistake worth telling the caller about."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
 
 _HTTP_CODES = {
     400: ("bad_request", "请求格式不正确。"),

@@ -6,12 +6,12 @@ from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt
 from starlette.datastructures import UploadFile
 
 from kernel.auth import CurrentPrincipal, Principal, require_role
 from kernel.problems import Refused
-from kernel.web import PROBLEM_RESPONSES, correlation_id
+from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
 from services.enrollment.documents import too_large
 from services.enrollment.rules import DOCUMENT_KINDS, Choices
 from services.enrollment.service import EnrollmentService
@@ -21,10 +21,6 @@ router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 _REGION = r"^\d{6}$"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file itself
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class HelpLineView(BaseModel):
@@ -39,7 +35,7 @@ class NoticeView(BaseModel):
     help_lines: list[HelpLineView]
 
 
-class ChoicesBody(Strict):
+class ChoicesBody(StrictBody):
     pension_tier: StrictInt | None = Field(description="养老保险档次 1-5；null 表示“无”", examples=[3])
     medical_tier: StrictInt | None = Field(description="医疗保险档次，仅 5；null 表示“无”", examples=[5])
     household_kind: str = Field(max_length=40, description="changzhou 或 jiangsu_resident", examples=["changzhou"])
@@ -51,7 +47,7 @@ class NewApplication(ChoicesBody):
     notice_version: str | None = Field(default=None, max_length=40, description="已同意的须知版本")
 
 
-class Correction(Strict):
+class Correction(StrictBody):
     pension_tier: StrictInt | None = None
     medical_tier: StrictInt | None = None
     household_kind: str | None = Field(default=None, max_length=40)

@@ -5,21 +5,17 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kernel.auth import CurrentPrincipal, Principal, issue_token
 from kernel.problems import Forbidden
-from kernel.web import PROBLEM_RESPONSES, correlation_id
+from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
 from services.identity.service import IdentityService
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class NewUser(Strict):
+class NewUser(StrictBody):
     phone: str = Field(min_length=1, max_length=32, examples=["13800138000"])
     password: str = Field(min_length=1, max_length=128)
 
@@ -28,7 +24,7 @@ class UserCreated(BaseModel):
     user_id: UUID
 
 
-class Credentials(Strict):
+class Credentials(StrictBody):
     phone: str = Field(min_length=1, max_length=32)
     password: str = Field(min_length=1, max_length=128)
 
@@ -41,7 +37,7 @@ class Session(BaseModel):
     role: str
 
 
-class VerificationRequest(Strict):
+class VerificationRequest(StrictBody):
     name: str = Field(min_length=1, max_length=30, examples=["张三"])
     id_number: str = Field(min_length=1, max_length=32, examples=["320402199001010017"])
 

@@ -6,10 +6,10 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kernel.auth import CurrentPrincipal, Principal, require_role
-from kernel.web import PROBLEM_RESPONSES
+from kernel.web import PROBLEM_RESPONSES, StrictBody
 from services.review import domain
 from services.review.projections import StatusFilter
 from services.review.service import ReviewService, today_in_changzhou
@@ -21,17 +21,13 @@ Staff = Annotated[Principal, require_role("reviewer", "operator")]
 Reviewer = Annotated[Principal, require_role("reviewer")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class ReasonIn(Strict):
+class ReasonIn(StrictBody):
     code: str = Field(min_length=1, max_length=64, examples=["documents_unreadable"])
     # Short enough to fit in the SMS together with the label and the help line.
     text: str | None = Field(default=None, max_length=200, examples=["身份证反面照片模糊，请重新上传。"])
 
 
-class DecisionIn(Strict):
+class DecisionIn(StrictBody):
     decision: Literal["approved", "rejected"]
     reasons: list[ReasonIn] = Field(default_factory=list, max_length=10)
 
