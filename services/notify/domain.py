@@ -17,9 +17,11 @@ SMS_NAMESPACE = UUID("6f1d2c1e-6a0b-5f7e-9c55-4e0f1b9d3a27")
 LOOKUP_DAYS_MAX = 30
 MAX_RETRY_DELAY = timedelta(hours=1)
 
-State = Literal["awaiting_recipient", "pending", "sending", "sent", "failed"]
-STATES: tuple[State, ...] = ("awaiting_recipient", "pending", "sending", "sent", "failed")
+State = Literal["awaiting_recipient", "pending", "sending", "sent", "failed", "skipped_stale"]
+STATES: tuple[State, ...] = ("awaiting_recipient", "pending", "sending", "sent", "failed", "skipped_stale")
 UNFINISHED: tuple[State, ...] = ("awaiting_recipient", "pending", "sending")
+# Replay guard: a decision older than this when notify would make it sendable is not texted.
+DEFAULT_MAX_DECISION_AGE = timedelta(hours=72)
 
 
 def sms_id_for(cause_event_id: UUID) -> UUID:
@@ -37,6 +39,7 @@ class SmsIntent:
     template: str
     params: dict[str, str]
     text: str
+    decided_at: datetime
 
 
 def intent_for_decision(cause_event_id: UUID, decided: ReviewDecided, templates: Templates) -> SmsIntent:
@@ -54,7 +57,33 @@ def intent_for_decision(cause_event_id: UUID, decided: ReviewDecided, templates:
         template=template,
         params=params,
         text=templates.render(template, params),
+        decided_at=decided.decided_at,
     )
+
+
+# --- replay guard ----------------------------------------------------------------------------
+# Kafka topics keep every decision forever. A notify rebuilt from them (an empty schema, or a new
+# consumer group reading from the beginning) would otherwise text every historic decision again.
+# Rule: a decision that is OLDER than the limit (strictly) when notify would make it sendable —
+# on first sight, or when its waiting message gets the phone — is recorded `skipped_stale` and
+# never texted. Exactly at the limit it is still texted.
+
+
+def stale_before(now: datetime, max_age: timedelta) -> datetime:
+    """Decisions made before this instant are stale at `now`."""
+    return now - max_age
+
+
+def is_stale(decided_at: datetime, now: datetime, max_age: timedelta) -> bool:
+    return decided_at < stale_before(now, max_age)
+
+
+def stale_note(max_age: timedelta, when: Literal["first_seen", "recipient_known"]) -> str:
+    """The log's `last_error` of a skipped message (no personal data)."""
+    hours = f"{max_age / timedelta(hours=1):g}"
+    if when == "first_seen":
+        return f"stale_decision: decision older than {hours} h when first seen: not texted (replay guard)"
+    return f"stale_decision: decision older than {hours} h when the phone became known: not texted late"
 
 
 @dataclass(frozen=True)

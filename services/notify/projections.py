@@ -1,24 +1,45 @@
 """The recipients read model: user_id -> phone, from identity.events. Order-tolerant: a message
 recorded before its recipient's phone waits in `awaiting_recipient` and is released here (or by
-the sender's sweep, whichever sees both first)."""
+the sender's sweep, whichever sees both first).
 
+Replay guard on release: a message whose decision is older than the limit by the time the phone
+becomes known is not texted days late; it becomes `skipped_stale` instead of `pending`."""
+
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from kernel.db import Connection, Executor
+from kernel.logging import get_logger
+from services.notify import domain
+from services.notify.metrics import SMS_SKIPPED
 
+log = get_logger(__name__)
+
+# Rows recorded before migration 002 have no decided_at: their created_at (when notify first saw
+# the decision, a little later) stands in for it.
 _RELEASE = """
-UPDATE sms_messages m SET state = 'pending', phone = r.phone, next_attempt_at = now(), updated_at = now()
+UPDATE sms_messages m
+SET state = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz THEN 'skipped_stale' ELSE 'pending' END,
+    last_error = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz THEN $3::text ELSE m.last_error END,
+    phone = r.phone, next_attempt_at = now(), updated_at = now()
 FROM recipients r
 WHERE m.state = 'awaiting_recipient' AND r.user_id = m.recipient_id AND ($1::uuid IS NULL OR r.user_id = $1)
+RETURNING m.sms_id, m.case_id, m.state, coalesce(m.decided_at, m.created_at) AS decided_at
 """
 
 
-async def remember_recipient(conn: Connection, user_id: UUID, phone: str) -> None:
+async def remember_recipient(
+    conn: Connection,
+    user_id: UUID,
+    phone: str,
+    now: datetime,
+    max_age: timedelta = domain.DEFAULT_MAX_DECISION_AGE,
+) -> None:
     # One UserRegistered per account; a replay brings the same number again.
     await conn.execute(
         "INSERT INTO recipients (user_id, phone) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING", user_id, phone
     )
-    await release_awaiting(conn, user_id)
+    await release_awaiting(conn, now, max_age, user_id)
 
 
 async def phone_of(conn: Executor, user_id: UUID) -> str | None:
@@ -26,7 +47,27 @@ async def phone_of(conn: Executor, user_id: UUID) -> str | None:
     return phone
 
 
-async def release_awaiting(conn: Executor, user_id: UUID | None = None) -> int:
-    """Messages whose recipient's phone is now known become sendable. Returns how many."""
-    status = await conn.execute(_RELEASE, user_id)
-    return int(status.split()[-1])
+async def release_awaiting(
+    conn: Executor,
+    now: datetime,
+    max_age: timedelta = domain.DEFAULT_MAX_DECISION_AGE,
+    user_id: UUID | None = None,
+) -> int:
+    """Messages whose recipient's phone is now known become sendable, or `skipped_stale` when
+    their decision is older than `max_age` at `now`. Returns how many became sendable."""
+    rows = await conn.fetch(
+        _RELEASE, user_id, domain.stale_before(now, max_age), domain.stale_note(max_age, "recipient_known")
+    )
+    for row in rows:
+        if row["state"] == "skipped_stale":
+            SMS_SKIPPED.labels("stale_decision").inc()
+            log.info(
+                "sms_skipped_stale",
+                sms_id=str(row["sms_id"]),
+                case_id=str(row["case_id"]),
+                decided_at=row["decided_at"].isoformat(),
+                age_hours=round((now - row["decided_at"]) / timedelta(hours=1), 1),
+                max_age_hours=max_age / timedelta(hours=1),
+                when="recipient_known",
+            )
+    return sum(1 for row in rows if row["state"] == "pending")

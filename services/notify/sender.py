@@ -8,6 +8,7 @@ looked up before a new send.
 """
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,11 +26,19 @@ log = get_logger(__name__)
 
 
 class Sender:
-    def __init__(self, pool: asyncpg.Pool, store: EventStore, gateway: SmsGateway, settings: NotifySettings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        gateway: SmsGateway,
+        settings: NotifySettings,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.pool = pool
         self.store = store
         self.gateway = gateway
         self.settings = settings
+        self.clock = clock or _now  # the replay guard's `now` (tests set it)
 
     async def run(self) -> None:
         while True:
@@ -43,7 +52,7 @@ class Sender:
 
     async def run_once(self) -> int:
         """One round: release what waited for a phone, send what is due. Returns how many."""
-        await projections.release_awaiting(self.pool)
+        await projections.release_awaiting(self.pool, self.clock(), self.settings.max_decision_age)
         claimed = await service.claim_due(self.pool, self.settings.sender_batch, self.settings.sending_lease_seconds)
         # Concurrently, so that every claimed message finishes well within its lease.
         outcomes = await asyncio.gather(*(self.deliver(sms) for sms in claimed), return_exceptions=True)

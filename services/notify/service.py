@@ -1,13 +1,13 @@
 """notify's service layer: the SMS intents and their life, one transaction per step.
 
-recorded (consumer's transaction) -> awaiting_recipient | pending
+recorded (consumer's transaction) -> awaiting_recipient | pending | skipped_stale (final: too old)
 -> sending   (claimed and COMMITTED before the provider is called)
 -> sent + SmsSent | failed + SmsFailed (one transaction) | pending again (retry later)
 A `sending` row whose lease ran out belongs to a dead sender: it is claimed again as uncertain.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,13 +17,17 @@ from contracts.events.base import Event, mask_phone
 from contracts.events.notify import SmsFailed, SmsSent
 from kernel.db import Connection
 from kernel.eventstore import EventStore
-from services.notify import projections
+from kernel.logging import get_logger
+from services.notify import domain, projections
 from services.notify.domain import UNFINISHED, Next, SmsIntent
+from services.notify.metrics import SMS_SKIPPED
+
+log = get_logger(__name__)
 
 _INSERT = """
 INSERT INTO sms_messages (sms_id, cause_event_id, case_id, application_id, recipient_id, phone,
-                          template, params, text, correlation_id, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                          template, params, text, correlation_id, state, decided_at, last_error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT DO NOTHING
 """
 
@@ -64,9 +68,23 @@ def stream_id(sms_id: UUID) -> str:
     return f"sms-{sms_id}"
 
 
-async def record_intent(conn: Connection, intent: SmsIntent, correlation_id: str) -> bool:
-    """One intent per cause and per case (unique keys); False if it was already recorded."""
+async def record_intent(
+    conn: Connection,
+    intent: SmsIntent,
+    correlation_id: str,
+    now: datetime,
+    max_age: timedelta = domain.DEFAULT_MAX_DECISION_AGE,
+) -> bool:
+    """One intent per cause and per case (unique keys); False if it was already recorded.
+
+    A decision older than `max_age` at `now` (first sight: a replay of old topics) is recorded as
+    `skipped_stale` and never texted; its redelivery finds the row and changes nothing."""
     phone = await projections.phone_of(conn, intent.recipient_id)
+    stale = domain.is_stale(intent.decided_at, now, max_age)
+    if stale:
+        state, note = "skipped_stale", domain.stale_note(max_age, "first_seen")
+    else:
+        state, note = ("pending" if phone else "awaiting_recipient"), None
     status = await conn.execute(
         _INSERT,
         intent.sms_id,
@@ -79,9 +97,23 @@ async def record_intent(conn: Connection, intent: SmsIntent, correlation_id: str
         intent.params,
         intent.text,
         correlation_id,
-        "pending" if phone else "awaiting_recipient",
+        state,
+        intent.decided_at,
+        note,
     )
-    return status.endswith(" 1")
+    recorded = status.endswith(" 1")
+    if recorded and stale:
+        SMS_SKIPPED.labels("stale_decision").inc()
+        log.info(
+            "sms_skipped_stale",
+            sms_id=str(intent.sms_id),
+            case_id=str(intent.case_id),
+            decided_at=intent.decided_at.isoformat(),
+            age_hours=round((now - intent.decided_at) / timedelta(hours=1), 1),
+            max_age_hours=max_age / timedelta(hours=1),
+            when="first_seen",
+        )
+    return recorded
 
 
 @dataclass(frozen=True)

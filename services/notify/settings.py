@@ -5,6 +5,7 @@ shared ones stay unprefixed (DATABASE_URL, KAFKA_BOOTSTRAP), so one `.env` serve
 In code (and tests) they are passed by field name: NotifySettings(gateway="aliyun").
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
 
@@ -39,6 +40,16 @@ class NotifySettings(ServiceSettings):
     # A message left in `sending` longer than this belongs to a sender that died: another
     # sender takes it over, asking the provider first. Must outlast one lookup plus one send.
     sending_lease_seconds: float = Field(60.0, gt=0, le=3600, validation_alias="notify_sending_lease_seconds")
+
+    # Replay guard: a review decision older than this when notify first sees it (or when its
+    # waiting message finally gets the phone) is recorded `skipped_stale` and never texted, so that
+    # rebuilding notify from the topics does not text history again. Raise it for a planned
+    # catch-up after a long outage.
+    max_decision_age_hours: float = Field(72.0, gt=0, le=87_600, validation_alias="notify_max_decision_age_hours")
+
+    @property
+    def max_decision_age(self) -> timedelta:
+        return timedelta(hours=self.max_decision_age_hours)
 
     @model_validator(mode="after")
     def _lease_outlasts_calls(self) -> Self:

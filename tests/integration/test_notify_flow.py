@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,7 +26,7 @@ from kernel.runtime import ServiceRuntime
 from services.notify.app import build
 from services.notify.domain import sms_id_for
 from services.notify.gateway import LocalSinkGateway
-from services.notify.handlers import NotifyHandlers
+from services.notify.handlers import NotifyHandlers, utc_now
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
@@ -79,10 +79,12 @@ async def end_offsets(topics: list[str], group: str | None = None) -> dict[Topic
 
 
 async def notify_events(
-    since: dict[TopicPartition, int], sms_ids: set[UUID], quiet: float = 1.5
+    since: dict[TopicPartition, int], sms_ids: set[UUID], pool: asyncpg.Pool, quiet: float = 1.5
 ) -> list[dict[str, Any]]:
-    """Envelopes about `sms_ids` published on notify.events after `since`: read until none has come
-    for `quiet` seconds (at least one each), so that a duplicate would be seen too."""
+    """Envelopes about `sms_ids` published on notify.events after `since` by the notify under test
+    (its event store holds them: a notify started by `make up` also reads the shared review.events
+    and publishes its own SmsSent for the same sms_id): read until none has come for `quiet`
+    seconds (at least one each), so that a duplicate would be seen too."""
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     found: list[dict[str, Any]] = []
@@ -96,7 +98,9 @@ async def notify_events(
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for r in records:
                     body = json.loads(r.value)
-                    if UUID(body["data"]["sms_id"]) in sms_ids:
+                    if UUID(body["data"]["sms_id"]) in sms_ids and await pool.fetchval(
+                        "SELECT count(*) FROM events WHERE event_id = $1", UUID(body["event_id"])
+                    ):
                         found.append(body)
                         last_news = loop.time()
             seen = {UUID(b["data"]["sms_id"]) for b in found}
@@ -129,15 +133,15 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture
-async def start_notify(schema: str) -> AsyncIterator[Callable[[], Awaitable[Notify]]]:
+async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Notify]]]:
     started: list[Notify] = []
 
-    async def start() -> Notify:
+    async def start(clock: Callable[[], datetime] = utc_now) -> Notify:
         settings = NotifySettings(
             schema_name=schema, consumer_group_prefix=unique_name("it") + ".", sender_poll_seconds=0.1
         )
         await end_offsets([IDENTITY_EVENTS, REVIEW_EVENTS], group=settings.consumer_group("sms"))
-        app, runtime = build(settings)
+        app, runtime = build(settings, clock)
         await runtime.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
         started.append(Notify(settings, runtime, http))
@@ -150,7 +154,7 @@ async def start_notify(schema: str) -> AsyncIterator[Callable[[], Awaitable[Noti
 
 
 @pytest.fixture
-async def notify(start_notify: Callable[[], Awaitable[Notify]]) -> Notify:
+async def notify(start_notify: Callable[..., Awaitable[Notify]]) -> Notify:
     return await start_notify()
 
 
@@ -166,12 +170,14 @@ def registered(user_id: UUID, number: str) -> Envelope:
     return Envelope.wrap(event, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c")
 
 
-def decided(applicant_id: UUID, decision: str = "approved", case_id: UUID | None = None) -> Envelope:
+def decided(
+    applicant_id: UUID, decision: str = "approved", case_id: UUID | None = None, decided_at: datetime | None = None
+) -> Envelope:
     event = ReviewDecided(
         case_id=case_id or uuid4(), application_id=uuid4(), applicant_id=applicant_id, attempt=1,
         decision=decision,
         reasons=[ReviewReason(code="documents_unreadable", text=REASON)] if decision == "rejected" else [],
-        reviewer_id=uuid4(), decided_at=datetime.now(UTC),
+        reviewer_id=uuid4(), decided_at=decided_at or datetime.now(UTC),
     )  # fmt: skip
     return Envelope.wrap(
         event, stream_id=str(event.case_id), stream_version=2, producer="review", correlation_id="flow-1"
@@ -208,7 +214,7 @@ async def test_one_sms_per_decision_through_redelivery_and_republication(
         return await state(notify.pool, sms_id) == "sent"
 
     await eventually(sent)
-    [published] = await notify_events(since, {sms_id})
+    [published] = await notify_events(since, {sms_id}, notify.pool)
     assert published["event_type"] == "SmsSent" and published["correlation_id"] == "flow-1"
     assert published["causation_id"] == str(decision.event_id)
     assert published["data"]["case_id"] == decision.data["case_id"]
@@ -232,7 +238,7 @@ async def test_one_sms_per_decision_through_redelivery_and_republication(
     assert rows[0]["text"].startswith("【常州人社】您的灵活就业人员参保登记申请已审核通过。")
     assert await notify.pool.fetchval("SELECT count(*) FROM sms_messages WHERE recipient_id = $1", user_id) == 1
     assert await notify.pool.fetchval("SELECT count(*) FROM sms_sink") == 1
-    assert len(await notify_events(since, {sms_id})) == 1
+    assert len(await notify_events(since, {sms_id}, notify.pool)) == 1
 
 
 async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
@@ -259,7 +265,7 @@ async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
     await eventually(sent)
     [row] = await sink(notify.pool, sms_id)
     assert "审核不通过" in row["text"] and "身份证反面照片模糊" in row["text"] and "12333" in row["text"]
-    [published] = await notify_events(since, {sms_id})
+    [published] = await notify_events(since, {sms_id}, notify.pool)
     assert published["data"]["template"] == "review_rejected"
 
 
@@ -301,7 +307,7 @@ async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, p
 
 @pytest.mark.parametrize("provider_got_it", [True, False], ids=["sent-before-crash", "not-sent-before-crash"])
 async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
-    schema: str, start_notify: Callable[[], Awaitable[Notify]], provider_got_it: bool
+    schema: str, start_notify: Callable[..., Awaitable[Notify]], provider_got_it: bool
 ) -> None:
     """The intent is left in `sending` as if the process died right after (or right before) the
     provider call; the restarted service asks the provider before it sends anything."""
@@ -337,5 +343,112 @@ async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
     assert len(await sink(notify.pool, sms_id)) == 1
     attempts = await notify.pool.fetchval("SELECT attempts FROM sms_messages WHERE sms_id = $1", sms_id)
     assert attempts == 2
-    [published] = await notify_events(since, {sms_id})
+    [published] = await notify_events(since, {sms_id}, notify.pool)
     assert published["event_type"] == "SmsSent"
+
+
+# --- replay guard -----------------------------------------------------------------------------
+
+
+async def handled(pool: asyncpg.Pool, *envelopes: Envelope) -> bool:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM processed_events WHERE event_id = ANY($1::uuid[])", [e.event_id for e in envelopes]
+    )
+    return bool(count == len(envelopes))
+
+
+async def own_events(pool: asyncpg.Pool, sms_id: UUID) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", f"sms-{sms_id}"))
+
+
+async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
+    notify: Notify, producer: AIOKafkaProducer
+) -> None:
+    """As if notify were rebuilt from the topics: a decision made 10 days ago arrives with its
+    applicant's registration; another arrives before its applicant's phone. Neither is texted, not
+    even after redelivery or when the phone arrives; a fresh decision still is, once."""
+    since = await end_offsets([NOTIFY_EVENTS])
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    old_user, old_number = uuid4(), phone()
+    old = decided(old_user, "rejected", decided_at=ten_days_ago)
+    unknown_user = uuid4()
+    old_unknown = decided(unknown_user, decided_at=ten_days_ago)
+    fresh_user, fresh_number = uuid4(), phone()
+    fresh = decided(fresh_user)
+    await publish(producer, IDENTITY_EVENTS, registered(old_user, old_number))
+    await publish(producer, REVIEW_EVENTS, old)
+    await publish(producer, REVIEW_EVENTS, old_unknown)
+    await publish(producer, IDENTITY_EVENTS, registered(fresh_user, fresh_number))
+    await publish(producer, REVIEW_EVENTS, fresh)
+    old_id, unknown_id, fresh_id = (sms_id_for(e.event_id) for e in (old, old_unknown, fresh))
+
+    async def settled() -> bool:
+        states = [await state(notify.pool, i) for i in (old_id, unknown_id, fresh_id)]
+        return states == ["skipped_stale", "skipped_stale", "sent"]
+
+    await eventually(settled)
+    # redelivery of the old decision, and the missing phone arriving late, change nothing
+    late_phone = registered(unknown_user, phone())
+    await publish(producer, REVIEW_EVENTS, old)
+    await publish(producer, REVIEW_EVENTS, old.model_copy(update={"event_id": uuid4()}))
+    await publish(producer, IDENTITY_EVENTS, late_phone)
+
+    async def late_phone_handled() -> bool:
+        return await handled(notify.pool, late_phone)
+
+    await eventually(late_phone_handled)
+    await asyncio.sleep(0.5)  # a few sender rounds
+    assert [await state(notify.pool, i) for i in (old_id, unknown_id)] == ["skipped_stale", "skipped_stale"]
+    assert await sink(notify.pool, old_id) == [] and await sink(notify.pool, unknown_id) == []
+    assert await own_events(notify.pool, old_id) == 0 and await own_events(notify.pool, unknown_id) == 0
+    assert len(await sink(notify.pool, fresh_id)) == 1
+    assert await notify.pool.fetchval("SELECT count(*) FROM sms_sink") == 1
+    assert await notify.pool.fetchval("SELECT count(*) FROM sms_messages WHERE recipient_id = $1", old_user) == 1
+    [published] = await notify_events(since, {fresh_id}, notify.pool)
+    assert published["event_type"] == "SmsSent"
+
+    operator = notify.token("operator")
+    page = await notify.http.get("/v1/sms", params={"state": "skipped_stale"}, headers=operator)
+    assert page.status_code == 200, page.text
+    items = {item["sms_id"]: item for item in page.json()["items"]}
+    assert set(items) == {str(old_id), str(unknown_id)} and page.json()["total"] == 2
+    item = items[str(old_id)]
+    assert item["state"] == "skipped_stale" and item["attempts"] == 0 and item["sent_at"] is None
+    assert item["last_error"].startswith("stale_decision:") and "72 h" in item["last_error"]
+    assert item["phone_masked"] == f"{old_number[:6]}****{old_number[-4:]}" and old_number not in page.text
+    assert items[str(unknown_id)]["phone_masked"] is None
+    metrics = (await notify.http.get("/metrics")).text
+    assert 'flexenroll_sms_skipped_total{reason="stale_decision"}' in metrics
+
+
+async def test_a_message_that_waited_for_the_phone_past_the_limit_is_not_texted_late(
+    start_notify: Callable[..., Awaitable[Notify]], producer: AIOKafkaProducer
+) -> None:
+    """The decision is fresh when it arrives, but the applicant's UserRegistered comes only when
+    the decision is older than the limit (the clock moved 73 h): released as skipped_stale."""
+    offset = timedelta(0)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset
+
+    notify = await start_notify(clock)
+    user_id = uuid4()
+    decision = decided(user_id)
+    sms_id = sms_id_for(decision.event_id)
+    await publish(producer, REVIEW_EVENTS, decision)
+
+    async def waiting() -> bool:
+        return await state(notify.pool, sms_id) == "awaiting_recipient"
+
+    await eventually(waiting)
+    offset = timedelta(hours=73)
+    await publish(producer, IDENTITY_EVENTS, registered(user_id, phone()))
+
+    async def skipped() -> bool:
+        return await state(notify.pool, sms_id) == "skipped_stale"
+
+    await eventually(skipped)
+    await asyncio.sleep(0.5)
+    assert await sink(notify.pool, sms_id) == [] and await own_events(notify.pool, sms_id) == 0
+    note = await notify.pool.fetchval("SELECT last_error FROM sms_messages WHERE sms_id = $1", sms_id)
+    assert note.startswith("stale_decision:") and "phone became known" in note

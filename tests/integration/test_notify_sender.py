@@ -3,7 +3,7 @@ timeout, concurrent senders. (The Kafka path is in test_notify_flow.py.)"""
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -194,3 +194,89 @@ async def test_concurrent_senders_text_each_message_once(notify_pool: asyncpg.Po
     assert {r["out_id"] for r in per_out_id} == {str(i) for i in ids}
     assert {r["n"] for r in per_out_id} == {1}
     assert await notify_pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'SmsSent'") == 30
+
+
+# --- replay guard -----------------------------------------------------------------------------
+
+
+async def test_the_sweep_skips_a_message_whose_decision_grew_stale_while_waiting(
+    notify_pool: asyncpg.Pool, schema: str
+) -> None:
+    """The sender's sweep releases waiting messages too (when the phone arrived in a transaction
+    that did not see the message): stale at the sweep's `now` -> skipped_stale, never sent."""
+    now = datetime.now(UTC)
+    handlers = NotifyHandlers(TEMPLATES, clock=lambda: now)
+    waiting: dict[str, UUID] = {}
+    for name, decided_at in (("late", now - timedelta(seconds=1)), ("in_time", now)):
+        user_id, case_id = uuid4(), uuid4()
+        decided = ReviewDecided(
+            case_id=case_id, application_id=uuid4(), applicant_id=user_id, attempt=1, decision="approved",
+            reasons=[], reviewer_id=uuid4(), decided_at=decided_at,
+        )  # fmt: skip
+        envelope = Envelope.wrap(
+            decided, stream_id=str(case_id), stream_version=2, producer="review", correlation_id="c"
+        )
+        async with notify_pool.acquire() as conn, conn.transaction():
+            await handlers.on_review_decided(conn, envelope)
+        await notify_pool.execute(
+            "INSERT INTO recipients (user_id, phone) VALUES ($1, $2)", user_id, f"+86139{uuid4().int % 10**8:08d}"
+        )
+        waiting[name] = sms_id_for(envelope.event_id)
+    for sms_id in waiting.values():
+        assert (await state_of(notify_pool, sms_id))["state"] == "awaiting_recipient"
+
+    gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), [])
+    # 72 h after `now`: "in_time" is exactly at the limit (still texted), "late" one second past it
+    at_limit = Sender(
+        notify_pool, EventStore("notify", schema), gateway, settings(schema), clock=lambda: now + timedelta(hours=72)
+    )
+    await at_limit.run_once()
+    late, in_time = await state_of(notify_pool, waiting["late"]), await state_of(notify_pool, waiting["in_time"])
+    assert (late["state"], late["attempts"]) == ("skipped_stale", 0)
+    assert late["last_error"].startswith("stale_decision: decision older than 72 h when the phone became known")
+    assert in_time["state"] == "sent"
+    assert gateway.sends == 1 and await sink_rows(notify_pool, waiting["late"]) == 0
+    assert await events(notify_pool, waiting["late"]) == []
+
+
+async def test_migration_002_replaces_the_unnamed_checks(notify_pool: asyncpg.Pool) -> None:
+    names = await notify_pool.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'sms_messages'::regclass AND contype = 'c'"
+    )
+    assert {r["conname"] for r in names} == {"sms_messages_state_known", "sms_messages_phone_when_sendable"}
+    insert = (
+        "INSERT INTO sms_messages (sms_id, cause_event_id, recipient_id, phone, template, params, text, "
+        "correlation_id, state) VALUES ($1, $1, $1, $2, 't', '{}', 't', 'c', $3)"
+    )
+    await notify_pool.execute(insert, uuid4(), None, "skipped_stale")  # skipped before the phone was known
+    with pytest.raises(asyncpg.CheckViolationError):
+        await notify_pool.execute(insert, uuid4(), None, "pending")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await notify_pool.execute(insert, uuid4(), "+8613800138000", "bogus")
+
+
+async def test_upgrade_from_001_keeps_rows_and_old_waiting_rows_age_from_created_at(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    """A schema made by 001 with rows in it (the live upgrade): 002 finds 001's generated
+    constraint names; a message recorded before 002 has no decided_at, its created_at counts."""
+    [first, second] = migrations_from("services.notify")
+    assert first.name.endswith("001_sms.sql") and second.name.endswith("002_skipped_stale.sql")
+    await migrate(pool, schema, [first])
+    user_id, sms_id = uuid4(), uuid4()
+    await pool.execute(
+        "INSERT INTO sms_messages (sms_id, cause_event_id, recipient_id, template, params, text, correlation_id, "
+        "state, created_at) VALUES ($1, $1, $2, 'review_approved', '{}', 't', 'c', 'awaiting_recipient', $3)",
+        sms_id,
+        user_id,
+        datetime.now(UTC) - timedelta(days=4),
+    )
+    assert await migrate(pool, schema, [first, second]) == [second.name]
+    phone = UserRegistered(user_id=user_id, phone="+8613900000001", role="applicant", registered_at=datetime.now(UTC))
+    envelope = Envelope.wrap(
+        phone, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c"
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await NotifyHandlers(TEMPLATES).on_user_registered(conn, envelope)
+    row = await state_of(pool, sms_id)
+    assert row["state"] == "skipped_stale" and "phone became known" in row["last_error"]
