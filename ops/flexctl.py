@@ -1,11 +1,13 @@
 """flexctl: the operators' command line (design §7)."""
 
 import asyncio
+import enum
 from typing import Annotated, Literal
+from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from contracts.envelope import Envelope
@@ -15,7 +17,10 @@ from kernel.eventstore import EventStore, new_correlation_id
 from kernel.problems import Problem
 from kernel.relay import OutboxRelay, new_producer
 from kernel.settings import ServiceSettings
+from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
+from ops.rebuild import RebuildRefused, StatusRebuild
+from services.enrollment.settings import EnrollmentSettings
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from services.identity.verification import load_provider
@@ -23,8 +28,10 @@ from services.identity.verification import load_provider
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
 staff = typer.Typer(help="Reviewer and operator accounts (never self-registered).", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", no_args_is_help=True)
+projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
 app.add_typer(staff, name="staff")
 app.add_typer(dlq, name="dlq")
+app.add_typer(projection, name="projection")
 console = Console()
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
 
@@ -176,6 +183,101 @@ def republish(
 
     queued, sent = asyncio.run(queue())
     console.print(f"{queued} event(s) queued for {events_topic(service)}" + (f", {sent} published" if drain else ""))
+
+
+class ProjectionName(enum.StrEnum):
+    enrollment_status = "enrollment-status"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+_REBUILD_HELP = (
+    "Rebuild a projection from the topics into a shadow table, then switch with no downtime.\n\n"
+    "enrollment-status: the status_facts table (a set of facts keyed by event_id) is filled again from the five "
+    ".events topics, read from the beginning up to the end offsets of the start (no consumer group: no service's "
+    "offsets move), into status_facts_rebuild. Then, in one transaction, writers wait a moment (readers go on), "
+    "live facts that arrived meanwhile are carried over, the shadow takes the live table's place and the old one "
+    "is dropped (or kept with --keep-old). The running service needs no restart.\n\n"
+    "Not rebuilt: enrollment's people (identity's facts, merged column by column) and applications (written by "
+    "enrollment's own commands, with the one-open-application rule): they are not sets of facts from the topics."
+)
+
+
+@projection.command("rebuild", help=_REBUILD_HELP)
+def projection_rebuild(
+    name: Annotated[ProjectionName, typer.Argument(help="the projection: enrollment-status")],
+    schema: Annotated[str | None, typer.Option(help="the service's schema (default: the service's own)")] = None,
+    keep_old: Annotated[bool, typer.Option(help="keep the replaced table as status_facts_old")] = False,
+) -> None:
+    settings = EnrollmentSettings()
+    with _progress() as progress:
+        task = progress.add_task(f"reading topics into {name.value}", total=None)
+        job = StatusRebuild(
+            settings.database_url,
+            schema or settings.db_schema,
+            settings.kafka_bootstrap,
+            keep_old=keep_old,
+            on_total=lambda total: progress.update(task, total=total),
+            on_progress=lambda n: progress.update(task, advance=n),
+        )
+        try:
+            report = asyncio.run(job.run())
+        except RebuildRefused as refused:
+            console.print(f"[red]{refused}[/red]")
+            raise typer.Exit(1) from refused
+    table = Table("", "count", title=f"{job.schema}.status_facts rebuilt", title_justify="left")
+    table.add_row("messages read", str(report.messages))
+    table.add_row("facts read", str(report.facts))
+    table.add_row("facts inserted (distinct)", str(report.inserted))
+    table.add_row("carried over (arrived during the rebuild)", str(report.carried_over))
+    table.add_row("facts now", str(report.total))
+    if report.undecodable or report.failed:
+        table.add_row("skipped: undecodable / refused", f"{report.undecodable} / {report.failed}", style="yellow")
+    console.print(table)
+    if report.missing_topics:
+        console.print(f"[yellow]topics not found: {', '.join(report.missing_topics)}[/yellow]")
+    console.print("old table kept as status_facts_old" if keep_old else "old table dropped")
+
+
+@app.command()
+def history(
+    application_id: Annotated[UUID, typer.Argument(help="the application")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the envelopes as JSON lines")] = False,
+) -> None:
+    """One application's full history across services, read from the topics, in time order.
+
+    Its events, its applicant's identity events, its review cases, text messages and payments; numbers masked."""
+    settings = ServiceSettings()
+    if as_json:
+        entries = asyncio.run(application_history(settings.kafka_bootstrap, application_id))
+    else:
+        with _progress() as progress:
+            task = progress.add_task("reading topics", total=None)
+            entries = asyncio.run(
+                application_history(
+                    settings.kafka_bootstrap,
+                    application_id,
+                    on_total=lambda total: progress.reset(task, total=total),
+                    on_progress=lambda n: progress.update(task, advance=n),
+                )
+            )
+    if not entries:
+        Console(stderr=True).print(f"[red]no events of application {application_id} on the topics[/red]")
+        raise typer.Exit(1)
+    if as_json:
+        for entry in entries:
+            typer.echo(json_line(entry.envelope))
+        return
+    table = Table("time (UTC)", "topic", "event_type", "stream", "summary", title=f"application {application_id}")
+    for entry in entries:
+        e = entry.envelope
+        table.add_row(when(entry), entry.topic, e.event_type, f"{e.stream_id} v{e.stream_version}", summary(e))
+    console.print(table)
+    console.print(f"{len(entries)} event(s)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Kafka-side operator work: consumer lag, dead letters, retries."""
+"""Kafka-side operator work: consumer lag, dead letters, retries, reading topics from the start."""
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from kernel.relay import new_producer
@@ -109,3 +111,74 @@ async def retry_dead_letters(bootstrap: str, letters: Sequence[DeadLetter]) -> i
         return len(letters)
     finally:
         await producer.stop()
+
+
+@dataclass
+class Replay:
+    """Topics read from their beginning up to the end offsets taken when the replay started.
+
+    No consumer group: partitions are assigned, nothing is committed, no service's group moves.
+    Messages that arrive meanwhile are not read (the caller deals with them, e.g. by a union)."""
+
+    consumer: AIOKafkaConsumer
+    starts: dict[TopicPartition, int]
+    ends: dict[TopicPartition, int]
+    missing: list[str] = field(default_factory=list)  # topics that do not exist (yet)
+
+    @property
+    def total(self) -> int:
+        return sum(self.ends[tp] - self.starts[tp] for tp in self.ends)
+
+    async def batches(
+        self, max_records: int = 1000, stall_seconds: float = 60.0
+    ) -> AsyncIterator[list[ConsumerRecord]]:
+        """Records in batches (each batch from one partition, in offset order) until every
+        partition reached its end offset."""
+        remaining = {tp for tp in self.ends if self.ends[tp] > self.starts[tp]}
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
+        while remaining:
+            fetched = await self.consumer.getmany(*remaining, timeout_ms=500, max_records=max_records)
+            for tp, records in fetched.items():
+                wanted = [r for r in records if r.offset < self.ends[tp]]
+                if wanted:
+                    last_progress = loop.time()
+                    yield wanted
+            for tp in list(remaining):  # by position, not by record: gaps (e.g. markers) end too
+                if await self.consumer.position(tp) >= self.ends[tp]:
+                    remaining.discard(tp)
+            if remaining and loop.time() - last_progress > stall_seconds:
+                raise TimeoutError(f"no progress for {stall_seconds:.0f} s on {sorted(map(str, remaining))}")
+
+
+@asynccontextmanager
+async def replay(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[Replay]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts: list[TopicPartition] = []
+        missing: list[str] = []
+        for topic in topics:
+            found = await partitions_of(consumer, topic)
+            parts.extend(found)
+            if not found:
+                missing.append(topic)
+        ends: dict[TopicPartition, int] = {}
+        starts: dict[TopicPartition, int] = {}
+        if parts:
+            consumer.assign(parts)
+            ends = await consumer.end_offsets(parts)
+            starts = await consumer.beginning_offsets(parts)
+            for tp in parts:
+                consumer.seek(tp, starts[tp])
+        yield Replay(consumer, starts, ends, missing)
+    finally:
+        await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        await consumer._client.force_metadata_update()
+        found = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(found or ())]

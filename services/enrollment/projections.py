@@ -47,7 +47,7 @@ async def person(conn: Executor, user_id: UUID) -> Person | None:
 # --- facts of the status projection ------------------------------------------------------------
 
 _INSERT_FACTS = """
-INSERT INTO status_facts (event_id, event_type, schema_version, stream_id, stream_version, occurred_at,
+INSERT INTO {table} (event_id, event_type, schema_version, stream_id, stream_version, occurred_at,
                           producer, correlation_id, causation_id, application_id, person_id, data)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timestamptz[],
                      $7::text[], $8::text[], $9::text[], $10::uuid[], $11::uuid[], $12::jsonb[])
@@ -59,8 +59,10 @@ _FACT_COLUMNS = (
 )
 
 
-async def record_facts(conn: Connection, envelopes: Sequence[Envelope]) -> None:
-    """Add facts to the set; a fact already there (same event_id) is left as it is."""
+async def record_facts(conn: Connection, envelopes: Sequence[Envelope], *, table: str = "status_facts") -> None:
+    """Add facts to the set; a fact already there (same event_id) is left as it is.
+
+    `table`: another table of the same shape (`flexctl projection rebuild` fills a shadow)."""
     if not envelopes:
         return
     keys = [links(e) for e in envelopes]
@@ -78,7 +80,7 @@ async def record_facts(conn: Connection, envelopes: Sequence[Envelope]) -> None:
         [k[1] for k in keys],
         [e.data for e in envelopes],
     ]
-    await conn.execute(_INSERT_FACTS, *columns)
+    await conn.execute(_INSERT_FACTS.format(table=table), *columns)
 
 
 def _envelope(row: asyncpg.Record) -> Envelope:

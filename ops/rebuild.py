@@ -1,0 +1,102 @@
+"""`flexctl projection rebuild enrollment-status`: the topics → a shadow table → the switch.
+
+The Kafka side is here (a group-less replay of the five event topics up to the end offsets taken
+at the start); the table side is enrollment's own (services/enrollment/rebuild.py).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from contracts.envelope import Envelope
+from contracts.topics import EVENT_TOPICS
+from kernel.db import Connection, create_pool
+from ops.kafka_ops import replay
+from services.enrollment import rebuild
+from services.enrollment.rebuild import Hook, RebuildRefused
+
+__all__ = ["RebuildRefused", "RebuildReport", "StatusRebuild"]
+
+
+@dataclass
+class RebuildReport:
+    messages: int = 0  # records read from the topics
+    undecodable: int = 0  # not an envelope (the live consumer dead-letters those)
+    facts: int = 0  # envelopes of a fact type (duplicates included)
+    failed: int = 0  # facts the insert refused (the live consumer dead-letters those)
+    inserted: int = 0  # distinct facts in the shadow after reading the topics
+    carried_over: int = 0  # live facts the topics did not give (arrived during the rebuild)
+    total: int = 0  # facts in the live table after the switch
+    missing_topics: tuple[str, ...] = ()
+
+
+@dataclass
+class StatusRebuild:
+    """Rebuild `<schema>.status_facts` from the topics with no downtime.
+
+    `before_switch` runs between the end of the read and the switch, `while_locked` inside the
+    switch's transaction with the live table locked (tests use both); `on_total`/`on_progress`
+    drive a progress bar (messages to read / read)."""
+
+    database_url: str
+    schema: str
+    bootstrap: str
+    keep_old: bool = False
+    on_total: Callable[[int], None] = lambda _: None
+    on_progress: Callable[[int], None] = lambda _: None
+    before_switch: Hook | None = None
+    while_locked: Hook | None = None
+    report: RebuildReport = field(default_factory=RebuildReport, init=False)
+
+    async def run(self) -> RebuildReport:
+        await _require_table(self.database_url, self.schema)
+        pool = await create_pool(self.database_url, self.schema, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                await rebuild.lock_rebuild(conn, self.schema)
+                await rebuild.prepare_shadow(conn)
+                try:
+                    await self._fill(conn)
+                    if self.before_switch is not None:
+                        await self.before_switch()
+                    self.report.carried_over = await rebuild.switch(
+                        conn, keep_old=self.keep_old, while_locked=self.while_locked
+                    )
+                except BaseException:
+                    await rebuild.drop_shadow(conn)  # the live table is untouched: nothing else to undo
+                    raise
+                self.report.total = await rebuild.count(conn, rebuild.LIVE)
+        finally:
+            await pool.close()
+        return self.report
+
+    async def _fill(self, conn: Connection) -> None:
+        report = self.report
+        async with replay(self.bootstrap, EVENT_TOPICS) as source:
+            report.missing_topics = tuple(source.missing)
+            self.on_total(source.total)
+            async for records in source.batches():
+                envelopes: list[Envelope] = []
+                for record in records:
+                    try:
+                        envelopes.append(Envelope.from_json(record.value or b""))
+                    except ValueError:  # pydantic's ValidationError is one
+                        report.undecodable += 1
+                added = await rebuild.add_facts(conn, envelopes)
+                report.messages += len(records)
+                report.facts += added.facts
+                report.failed += added.failed
+                self.on_progress(len(records))
+        report.inserted = await rebuild.count(conn, rebuild.SHADOW)
+
+
+async def _require_table(database_url: str, schema: str) -> None:
+    """Refuse early, and without creating the schema (create_pool would), if it is not there."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = await conn.fetchval("SELECT to_regclass(format('%I.%I', $1::text, $2::text))", schema, rebuild.LIVE)
+    finally:
+        await conn.close()
+    if found is None:
+        raise RebuildRefused(f"no {schema}.{rebuild.LIVE}: wrong --schema, or the service never started there")
