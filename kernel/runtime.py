@@ -76,7 +76,7 @@ class ServiceRuntime:
             hook()
         if s.relay_enabled:
             self.relay = OutboxRelay(
-                self._pool, self.store, self._producer, events_topic(s.service), batch_max=s.batch_max
+                self._pool, self.store, self._producer, s.topic(events_topic(s.service)), batch_max=s.batch_max
             )
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{s.service}-relay"))
         if s.consumers_enabled and self.subscriptions:
@@ -86,11 +86,17 @@ class ServiceRuntime:
                     name=s.consumer_group(sub.purpose),
                     pool=self._pool,
                     producer=self._producer,
-                    dlq_topic=dlq_topic(s.service),
+                    dlq_topic=s.topic(dlq_topic(s.service)),
                     handlers=sub.handlers,
                     max_attempts=s.consumer_max_attempts,
                 )
-                subscribe(self._broker, consumer, sub.topics, batch_max=s.batch_max, batch_wait_ms=s.batch_wait_ms)
+                subscribe(
+                    self._broker,
+                    consumer,
+                    [s.topic(t) for t in sub.topics],
+                    batch_max=s.batch_max,
+                    batch_wait_ms=s.batch_wait_ms,
+                )
             await self._broker.start()
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))

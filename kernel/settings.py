@@ -35,14 +35,21 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, ge=1, le=20)
     relay_enabled: bool = True
     consumers_enabled: bool = True
-    # Test isolation: another schema and other consumer groups for the same service code.
+    # Isolation (tests, a second environment on one cluster): another schema, other consumer
+    # groups and other physical topics for the same service code. The contract names in
+    # contracts.topics stay what they are; TOPIC_PREFIX only changes where they live.
     schema_name: str = ""
     consumer_group_prefix: str = ""
+    topic_prefix: str = ""
 
     @property
     def db_schema(self) -> str:
         """Each service keeps its tables in its own PostgreSQL schema, named after it."""
         return self.schema_name or self.service
+
+    def topic(self, name: str) -> str:
+        """The physical topic of a contract topic name."""
+        return f"{self.topic_prefix}{name}"
 
     def consumer_group(self, purpose: str) -> str:
         return f"{self.consumer_group_prefix}{self.service}.{purpose}"

@@ -94,7 +94,7 @@ def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting wit
 def dlq_list(service: ServiceName, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
     """The newest dead letters of a service with their error and original coordinates."""
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, dlq_topic(service), limit))
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), limit))
     table = Table("partition:offset", "consumer", "original", "event_type", "error")
     for d in letters:
         h = d.headers
@@ -107,7 +107,7 @@ def dlq_list(service: ServiceName, limit: Annotated[int, typer.Option(min=1, max
             h.get("dlq.error", "")[:80],
         )
     console.print(table)
-    console.print(f"{len(letters)} dead letter(s) on {dlq_topic(service)}")
+    console.print(f"{len(letters)} dead letter(s) on {settings.topic(dlq_topic(service))}")
 
 
 @dlq.command("retry")
@@ -124,7 +124,7 @@ def dlq_retry(
         console.print("[red]say which: --at P:O (repeatable) or --all[/red]")
         raise typer.Exit(2)
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, dlq_topic(service), 10_000))
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), 10_000))
     chosen = [d for d in letters if every or f"{d.partition}:{d.offset}" in set(at or ())]
     asyncio.run(_clear_dead_lettered(settings, chosen))
     sent = asyncio.run(retry_dead_letters(settings.kafka_bootstrap, chosen))
@@ -169,7 +169,9 @@ def republish(
                 producer = new_producer(settings.kafka_bootstrap, client_id="flexctl")
                 await producer.start()
                 try:
-                    relay = OutboxRelay(pool, EventStore(service, settings.db_schema), producer, events_topic(service))
+                    relay = OutboxRelay(
+                        pool, EventStore(service, settings.db_schema), producer, settings.topic(events_topic(service))
+                    )
                     with Progress(console=console) as progress:
                         task = progress.add_task(f"publishing {service}.events", total=queued)
                         while n := await relay.publish_batch():
@@ -182,7 +184,10 @@ def republish(
             await pool.close()
 
     queued, sent = asyncio.run(queue())
-    console.print(f"{queued} event(s) queued for {events_topic(service)}" + (f", {sent} published" if drain else ""))
+    console.print(
+        f"{queued} event(s) queued for {settings.topic(events_topic(service))}"
+        + (f", {sent} published" if drain else "")
+    )
 
 
 class ProjectionName(enum.StrEnum):
@@ -221,6 +226,7 @@ def projection_rebuild(
             schema or settings.db_schema,
             settings.kafka_bootstrap,
             keep_old=keep_old,
+            topic_prefix=settings.topic_prefix,
             on_total=lambda total: progress.update(task, total=total),
             on_progress=lambda n: progress.update(task, advance=n),
         )
@@ -253,7 +259,9 @@ def history(
     Its events, its applicant's identity events, its review cases, text messages and payments; numbers masked."""
     settings = ServiceSettings()
     if as_json:
-        entries = asyncio.run(application_history(settings.kafka_bootstrap, application_id))
+        entries = asyncio.run(
+            application_history(settings.kafka_bootstrap, application_id, topic_prefix=settings.topic_prefix)
+        )
     else:
         with _progress() as progress:
             task = progress.add_task("reading topics", total=None)
@@ -263,6 +271,7 @@ def history(
                     application_id,
                     on_total=lambda total: progress.reset(task, total=total),
                     on_progress=lambda n: progress.update(task, advance=n),
+                    topic_prefix=settings.topic_prefix,
                 )
             )
     if not entries:

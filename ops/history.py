@@ -79,20 +79,25 @@ async def application_history(
     application_id: UUID,
     on_total: Callable[[int], None] = lambda _: None,
     on_progress: Callable[[int], None] = lambda _: None,
+    topic_prefix: str = "",
 ) -> list[Entry]:
     """Every event of the application and of what it involves, once each, in time order."""
     wanted = str(application_id)
-    own = await _scan(bootstrap, {wanted}, lambda e: str(e.data.get("application_id")) == wanted, on_total, on_progress)
+    topics = [topic_prefix + t for t in EVENT_TOPICS]
+    own = await _scan(
+        bootstrap, topics, {wanted}, lambda e: str(e.data.get("application_id")) == wanted, on_total, on_progress
+    )
     if not own:
         return []
     related = Related.of(application_id, own)
-    found = await _scan(bootstrap, related.ids(), related.includes, on_total, on_progress)
+    found = await _scan(bootstrap, topics, related.ids(), related.includes, on_total, on_progress)
     unique = {e.envelope.event_id: e for e in [*own, *found]}
     return sorted(unique.values(), key=Entry.sort_key)
 
 
 async def _scan(
     bootstrap: str,
+    topics: list[str],
     needles: set[str],
     keep: Callable[[Envelope], bool],
     on_total: Callable[[int], None],
@@ -100,7 +105,7 @@ async def _scan(
 ) -> list[Entry]:
     pattern = re.compile(b"|".join(re.escape(n.encode()) for n in sorted(needles)))
     entries: list[Entry] = []
-    async with replay(bootstrap, EVENT_TOPICS) as source:
+    async with replay(bootstrap, topics) as source:
         on_total(source.total)
         async for records in source.batches():
             for record in records:

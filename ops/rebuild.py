@@ -43,6 +43,7 @@ class StatusRebuild:
     schema: str
     bootstrap: str
     keep_old: bool = False
+    topic_prefix: str = ""
     on_total: Callable[[int], None] = lambda _: None
     on_progress: Callable[[int], None] = lambda _: None
     before_switch: Hook | None = None
@@ -73,7 +74,7 @@ class StatusRebuild:
 
     async def _fill(self, conn: Connection) -> None:
         report = self.report
-        async with replay(self.bootstrap, EVENT_TOPICS) as source:
+        async with replay(self.bootstrap, [self.topic_prefix + t for t in EVENT_TOPICS]) as source:
             report.missing_topics = tuple(source.missing)
             self.on_total(source.total)
             async for records in source.batches():

@@ -1,8 +1,16 @@
 """Test-wide fixtures. Integration and e2e tests need the real broker and database running."""
 
+import asyncio
+import os
+
 import pytest
 
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, reachable
+from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, create_topics, reachable, topic
+
+# Every ServiceSettings built in a test, in-process or in a service process started by one,
+# reads this: services under test publish and subscribe on the test topics.
+os.environ["TOPIC_PREFIX"] = TOPIC_PREFIX
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -17,3 +25,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"{' and '.join(missing)} not reachable ({DATABASE_URL}, {KAFKA_BOOTSTRAP}): "
             "start them with `make infra-up` (or `make up`), or set DATABASE_URL / KAFKA_BOOTSTRAP."
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_topics(request: pytest.FixtureRequest) -> None:
+    """The contract topics under the test prefix, created once (kept: they are small)."""
+    if any("/integration/" in str(i.path) or "/e2e/" in str(i.path) for i in request.session.items):
+        asyncio.run(create_topics([topic(t) for t in (*EVENT_TOPICS, *DLQ_TOPICS)]))

@@ -7,8 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
-from tests.support.infra import DATABASE_URL, create_topics, unique_name
+from tests.support.infra import DATABASE_URL, unique_name
 
 
 async def _admin(sql: str) -> None:
@@ -23,7 +22,6 @@ async def _admin(sql: str) -> None:
 def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     database = unique_name("flexenroll_e2e")
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    asyncio.run(create_topics([*EVENT_TOPICS, *DLQ_TOPICS]))
     base, _, _ = DATABASE_URL.rpartition("/")
     blobs = tmp_path_factory.mktemp("blobs")
     yield {"DATABASE_URL": f"{base}/{database}", "BLOB_ROOT": str(blobs), "LOG_JSON": "true"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.infra import read_topic, topic_size
+from tests.support.infra import read_topic, topic, topic_size
 from tests.support.people import id_number
 from tests.support.processes import ServiceProcess
 
@@ -44,7 +44,9 @@ def test_register_login_verify_then_user_verified_is_on_the_topic(identity: Serv
 
     async def find() -> dict[str, object]:
         for _ in range(50):
-            records = await read_topic("identity.events", expect=await topic_size("identity.events"), timeout=10)
+            records = await read_topic(
+                topic("identity.events"), expect=await topic_size(topic("identity.events")), timeout=10
+            )
             for r in records:
                 body = json.loads(r.value)  # type: ignore[attr-defined]
                 if body["event_type"] == "UserVerified" and body["data"]["user_id"] == user_id:

@@ -29,7 +29,7 @@ from kernel.runtime import ServiceRuntime
 from services.enrollment.app import build
 from services.enrollment.handlers import on_user_registered, on_user_verified
 from services.enrollment.settings import EnrollmentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
@@ -54,9 +54,9 @@ class Enrollment:
         envelope = Envelope.wrap(
             event, stream_id=stream_id, stream_version=1, producer="test", correlation_id="c", causation_id=causation
         )
-        topic = topic_of(event.event_type)
+        where = topic(topic_of(event.event_type))
         await self.producer.send_and_wait(
-            topic, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
+            where, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
         )
         return envelope
 

@@ -16,7 +16,7 @@ from kernel.db import create_pool, migrate, migrations_from
 from services.enrollment import projections
 from services.enrollment.handlers import STATUS_HANDLERS
 from services.enrollment.status import fold
-from tests.support.infra import DATABASE_URL
+from tests.support.infra import DATABASE_URL, topic
 from tests.unit.test_enrollment_status import journey
 
 
@@ -41,7 +41,7 @@ async def enrollment_pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def record(envelope: Envelope, offset: int) -> FakeRecord:
-    return FakeRecord(topic_of(envelope.event_type), 0, offset, envelope.kafka_key(), envelope.to_json(), [])
+    return FakeRecord(topic(topic_of(envelope.event_type)), 0, offset, envelope.kafka_key(), envelope.to_json(), [])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

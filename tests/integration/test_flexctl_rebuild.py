@@ -34,7 +34,7 @@ from ops.rebuild import StatusRebuild
 from services.enrollment import projections
 from services.enrollment.handlers import STATUS_HANDLERS
 from services.enrollment.status import fold
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, topic, unique_name
 from tests.unit.test_enrollment_status import DOCS, SHA, START, Journey, choices, reviewed, submitted
 
 PHONE = "+8613912345678"  # UserRegistered carries the full number; EnrollmentSubmitted another one
@@ -83,7 +83,9 @@ def settled(j: Journey) -> Envelope:
 
 async def publish(producer: AIOKafkaProducer, envelopes: Sequence[Envelope]) -> None:
     for e in envelopes:
-        await producer.send_and_wait(topic_of(e.event_type), e.to_json(), key=e.kafka_key(), headers=e.kafka_headers())
+        await producer.send_and_wait(
+            topic(topic_of(e.event_type)), e.to_json(), key=e.kafka_key(), headers=e.kafka_headers()
+        )
 
 
 @dataclass
@@ -102,13 +104,13 @@ class LivePath:
     async def start(cls, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> "LivePath":
         reader = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
         await reader.start()
-        parts = [tp for topic in EVENT_TOPICS for tp in await partitions_of(reader, topic)]
+        parts = [tp for name in EVENT_TOPICS for tp in await partitions_of(reader, topic(name))]
         reader.assign(parts)
         consumer = IdempotentConsumer(
             name=unique_name("t.enrollment.status"),
             pool=pool,
             producer=producer,
-            dlq_topic=dlq_topic("enrollment"),
+            dlq_topic=topic(dlq_topic("enrollment")),
             handlers=STATUS_HANDLERS,
         )
         return cls(consumer, reader, dict(await reader.end_offsets(parts)))
@@ -186,7 +188,9 @@ async def test_the_rebuild_gives_the_live_view_keeps_late_facts_and_switches(
             await projections.record_facts(conn, [late])
         live_view["facts"] = await projections.facts_of(enrollment_pool, app)
 
-    report = await StatusRebuild(DATABASE_URL, schema, KAFKA_BOOTSTRAP, before_switch=between_read_and_switch).run()
+    report = await StatusRebuild(
+        DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, before_switch=between_read_and_switch
+    ).run()
 
     rebuilt = await projections.facts_of(enrollment_pool, app)
     view = fold(app, rebuilt)
@@ -223,7 +227,9 @@ async def test_a_writer_held_off_by_the_switch_writes_into_the_new_table(
                 await asyncio.sleep(0.05)
             raise AssertionError("the writer was not held off")
 
-        report = await StatusRebuild(DATABASE_URL, schema, KAFKA_BOOTSTRAP, while_locked=while_locked).run()
+        report = await StatusRebuild(
+            DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, while_locked=while_locked
+        ).run()
         await asyncio.wait_for(pending[0], 10)
     assert report.carried_over == 1  # `first`; `second` was not written yet
     stored = {r["event_id"] for r in await enrollment_pool.fetch("SELECT event_id FROM status_facts")}

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
-from contracts.topics import IDENTITY_EVENTS, NOTIFY_EVENTS, REVIEW_EVENTS
 from kernel.auth import Principal, issue_token
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.relay import new_producer
@@ -29,7 +29,7 @@ from services.notify.gateway import LocalSinkGateway
 from services.notify.handlers import NotifyHandlers, utc_now
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -140,7 +140,9 @@ async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Not
         settings = NotifySettings(
             schema_name=schema, consumer_group_prefix=unique_name("it") + ".", sender_poll_seconds=0.1
         )
-        await end_offsets([IDENTITY_EVENTS, REVIEW_EVENTS], group=settings.consumer_group("sms"))
+        await end_offsets(
+            [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
+        )
         app, runtime = build(settings, clock)
         await runtime.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
@@ -203,12 +205,12 @@ async def state(pool: asyncpg.Pool, sms_id: UUID) -> str | None:
 async def test_one_sms_per_decision_through_redelivery_and_republication(
     notify: Notify, producer: AIOKafkaProducer
 ) -> None:
-    since = await end_offsets([NOTIFY_EVENTS])
+    since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     user_id, number = uuid4(), phone()
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
-    await publish(producer, REVIEW_EVENTS, decision)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
+    await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def sent() -> bool:
         return await state(notify.pool, sms_id) == "sent"
@@ -222,8 +224,8 @@ async def test_one_sms_per_decision_through_redelivery_and_republication(
 
     # the same message again, and the same decision re-published under a new event_id
     copy = decision.model_copy(update={"event_id": uuid4()})
-    await publish(producer, REVIEW_EVENTS, decision)
-    await publish(producer, REVIEW_EVENTS, copy)
+    await publish(producer, topic(topics.REVIEW_EVENTS), decision)
+    await publish(producer, topic(topics.REVIEW_EVENTS), copy)
 
     async def both_handled() -> bool:
         handled = await notify.pool.fetchval(
@@ -244,11 +246,11 @@ async def test_one_sms_per_decision_through_redelivery_and_republication(
 async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
     notify: Notify, producer: AIOKafkaProducer
 ) -> None:
-    since = await end_offsets([NOTIFY_EVENTS])
+    since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     user_id, number = uuid4(), phone()
     decision = decided(user_id, "rejected")
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, REVIEW_EVENTS, decision)
+    await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def waiting() -> bool:
         return await state(notify.pool, sms_id) == "awaiting_recipient"
@@ -257,7 +259,7 @@ async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
     await asyncio.sleep(0.3)
     assert await sink(notify.pool, sms_id) == []
 
-    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
 
     async def sent() -> bool:
         return await state(notify.pool, sms_id) == "sent"
@@ -273,8 +275,8 @@ async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, p
     user_id, number = uuid4(), phone()
     decision = decided(user_id, "rejected")
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, IDENTITY_EVENTS, registered(user_id, number))
-    await publish(producer, REVIEW_EVENTS, decision)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
+    await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def sent() -> bool:
         return await state(notify.pool, sms_id) == "sent"
@@ -311,7 +313,7 @@ async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
 ) -> None:
     """The intent is left in `sending` as if the process died right after (or right before) the
     provider call; the restarted service asks the provider before it sends anything."""
-    since = await end_offsets([NOTIFY_EVENTS])
+    since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     templates = load_templates(None, "常州人社")
     user_id, number = uuid4(), phone()
     decision = decided(user_id)
@@ -367,7 +369,7 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
     """As if notify were rebuilt from the topics: a decision made 10 days ago arrives with its
     applicant's registration; another arrives before its applicant's phone. Neither is texted, not
     even after redelivery or when the phone arrives; a fresh decision still is, once."""
-    since = await end_offsets([NOTIFY_EVENTS])
+    since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     ten_days_ago = datetime.now(UTC) - timedelta(days=10)
     old_user, old_number = uuid4(), phone()
     old = decided(old_user, "rejected", decided_at=ten_days_ago)
@@ -375,11 +377,11 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
     old_unknown = decided(unknown_user, decided_at=ten_days_ago)
     fresh_user, fresh_number = uuid4(), phone()
     fresh = decided(fresh_user)
-    await publish(producer, IDENTITY_EVENTS, registered(old_user, old_number))
-    await publish(producer, REVIEW_EVENTS, old)
-    await publish(producer, REVIEW_EVENTS, old_unknown)
-    await publish(producer, IDENTITY_EVENTS, registered(fresh_user, fresh_number))
-    await publish(producer, REVIEW_EVENTS, fresh)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(old_user, old_number))
+    await publish(producer, topic(topics.REVIEW_EVENTS), old)
+    await publish(producer, topic(topics.REVIEW_EVENTS), old_unknown)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(fresh_user, fresh_number))
+    await publish(producer, topic(topics.REVIEW_EVENTS), fresh)
     old_id, unknown_id, fresh_id = (sms_id_for(e.event_id) for e in (old, old_unknown, fresh))
 
     async def settled() -> bool:
@@ -389,9 +391,9 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
     await eventually(settled)
     # redelivery of the old decision, and the missing phone arriving late, change nothing
     late_phone = registered(unknown_user, phone())
-    await publish(producer, REVIEW_EVENTS, old)
-    await publish(producer, REVIEW_EVENTS, old.model_copy(update={"event_id": uuid4()}))
-    await publish(producer, IDENTITY_EVENTS, late_phone)
+    await publish(producer, topic(topics.REVIEW_EVENTS), old)
+    await publish(producer, topic(topics.REVIEW_EVENTS), old.model_copy(update={"event_id": uuid4()}))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), late_phone)
 
     async def late_phone_handled() -> bool:
         return await handled(notify.pool, late_phone)
@@ -435,14 +437,14 @@ async def test_a_message_that_waited_for_the_phone_past_the_limit_is_not_texted_
     user_id = uuid4()
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, REVIEW_EVENTS, decision)
+    await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def waiting() -> bool:
         return await state(notify.pool, sms_id) == "awaiting_recipient"
 
     await eventually(waiting)
     offset = timedelta(hours=73)
-    await publish(producer, IDENTITY_EVENTS, registered(user_id, phone()))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, phone()))
 
     async def skipped() -> bool:
         return await state(notify.pool, sms_id) == "skipped_stale"

@@ -15,15 +15,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
+from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
-from contracts.topics import ENROLLMENT_EVENTS, REVIEW_EVENTS
 from kernel.auth import Principal, issue_token
 from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
 from services.review.app import build
 from services.review.settings import ReviewSettings
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 
 SECRET = ReviewSettings().jwt_secret.get_secret_value()
 
@@ -82,7 +82,7 @@ def submission(**changes: Any) -> Envelope:
 
 async def send(producer: AIOKafkaProducer, envelope: Envelope) -> None:
     await producer.send_and_wait(
-        ENROLLMENT_EVENTS, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
+        topic(topics.ENROLLMENT_EVENTS), envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
     )
 
 
@@ -145,7 +145,7 @@ async def find_published(start: dict[TopicPartition, int], matches: Callable[[An
 
 
 async def test_one_case_per_submission_then_a_decision_is_published(review: Review, producer: AIOKafkaProducer) -> None:
-    review_topic_start = await end_offsets(REVIEW_EVENTS)
+    review_topic_start = await end_offsets(topic(topics.REVIEW_EVENTS))
     first = submission(residence_district_code="320412")
     application_id = str(first.data["application_id"])
     await send(producer, first)

@@ -18,6 +18,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://flexenroll@127.0.0.1:55432/flexenroll")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+# Tests use their own physical topics ("test.identity.events", …), so that a system started by
+# `make up` on the same broker never reacts to test events, and tests never see its events.
+TOPIC_PREFIX = os.environ.get("TEST_TOPIC_PREFIX", "test.")
+
+
+def topic(name: str) -> str:
+    """The test topic of a contract topic name."""
+    return f"{TOPIC_PREFIX}{name}"
 
 
 def reachable(url_or_hostport: str) -> bool:
