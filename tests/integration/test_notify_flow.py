@@ -29,7 +29,7 @@ from services.notify.gateway import LocalSinkGateway
 from services.notify.handlers import NotifyHandlers, utc_now
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, partitions_of, topic, unique_name
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -52,23 +52,13 @@ class Notify:
 # --- Kafka helpers --------------------------------------------------------------------------
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} does not exist")
-
-
 async def end_offsets(topics: list[str], group: str | None = None) -> dict[TopicPartition, int]:
     """The topics' current ends; with a group, also committed as that group's start, so that a
     fresh test group skips the shared topics' history (other tests' decisions)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [tp for topic in topics for tp in await _partitions(consumer, topic)]
+        parts = [tp for topic in topics for tp in await partitions_of(consumer, topic)]
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         if group is not None:
             consumer.assign(parts)

@@ -59,7 +59,7 @@ async def read_topic(topic: str, expect: int, timeout: float = 30.0) -> list[obj
     )
     await consumer.start()
     try:
-        parts = await _partitions(consumer, topic)
+        parts = await partitions_of(consumer, topic)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         records: list[object] = []
@@ -77,7 +77,7 @@ async def topic_size(topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
     await consumer.start()
     try:
-        parts = await _partitions(consumer, topic)
+        parts = await partitions_of(consumer, topic)
         ends = await consumer.end_offsets(parts)
         starts = await consumer.beginning_offsets(parts)
         return sum(ends[p] - starts[p] for p in parts)
@@ -85,7 +85,8 @@ async def topic_size(topic: str) -> int:
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """A topic's partitions, waiting briefly for metadata of a topic just created."""
     for _ in range(50):
         found = consumer.partitions_for_topic(topic)
         if found:
