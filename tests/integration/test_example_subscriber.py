@@ -1,0 +1,81 @@
+"""The downstream example subscriber (contracts/example_subscriber.py) on the real broker:
+counts once per event, through redelivery, and skips event types it does not know."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from aiokafka import AIOKafkaProducer
+
+from contracts.envelope import Envelope
+from contracts.events.base import Event
+from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.events.review import ReviewDecided
+from contracts.example_subscriber import DistrictStats, build
+from contracts.topics import ENROLLMENT_EVENTS, PAYMENT_EVENTS, REVIEW_EVENTS
+from kernel.relay import new_producer
+from tests.support.infra import KAFKA_BOOTSTRAP, create_topics, unique_name
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def envelope(event: Event, stream: str, producer: str) -> Envelope:
+    return Envelope.wrap(event, stream_id=stream, stream_version=1, producer=producer, correlation_id="c")
+
+
+def submitted(application_id: object, applicant_id: object, district: str) -> EnrollmentSubmitted:
+    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
+    return EnrollmentSubmitted.model_validate(
+        {**example, "application_id": application_id, "applicant_id": applicant_id, "residence_district_code": district}
+    )
+
+
+async def send(producer: AIOKafkaProducer, where: str, e: Envelope) -> None:
+    await producer.send_and_wait(where, e.to_json(), key=e.kafka_key(), headers=e.kafka_headers())
+
+
+async def test_counts_each_approval_once_per_district(tmp_path: Path) -> None:
+    prefix = unique_name("example") + "."  # topics of its own: the counts below are exact
+    await create_topics([prefix + t for t in (ENROLLMENT_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS)])
+    application_id, applicant_id = uuid4(), uuid4()
+    sub = envelope(submitted(application_id, applicant_id, "320481"), f"application-{application_id}", "enrollment")
+    decided = envelope(
+        ReviewDecided(
+            case_id=uuid4(), application_id=application_id, applicant_id=applicant_id, attempt=1,
+            decision="approved", reasons=[], reviewer_id=uuid4(), decided_at=NOW,
+        ),
+        f"case-{application_id}",
+        "review",
+    )  # fmt: skip
+    unknown = Envelope(**{**decided.model_dump(), "event_id": uuid4(), "event_type": "SomethingNew"})
+    producer = new_producer(KAFKA_BOOTSTRAP, client_id="test-example")
+    await producer.start()
+    try:
+        await send(producer, prefix + ENROLLMENT_EVENTS, sub)
+        await send(producer, prefix + REVIEW_EVENTS, decided)
+        await send(producer, prefix + REVIEW_EVENTS, decided)  # delivered twice
+        await send(producer, prefix + REVIEW_EVENTS, unknown)
+    finally:
+        await producer.stop()
+
+    state = tmp_path / "stats.json"
+    app, stats = build(KAFKA_BOOTSTRAP, unique_name("example"), state, prefix)
+    await app.broker.start()  # type: ignore[union-attr]
+    try:
+        for _ in range(300):
+            if str(decided.event_id) in stats.seen:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await app.broker.stop()  # type: ignore[union-attr]
+    saved = json.loads(state.read_text())
+    assert str(decided.event_id) in saved["seen"] and str(unknown.event_id) not in saved["seen"]
+    assert saved["district_of"][str(application_id)] == "320481"
+    assert saved["approved"] == {"320481": 1}  # the duplicate delivery counted once
+    assert sorted(saved["seen"]) == sorted([str(sub.event_id), str(decided.event_id)])
+
+    # a restart reads its state back and ignores what it has seen
+    again = DistrictStats(state)
+    assert not again.apply(decided) and again.approved == {"320481": 1}
