@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.logging import get_logger
@@ -21,9 +21,18 @@ CORRELATION_HEADER = "X-Correlation-ID"
 
 
 class StrictBody(BaseModel):
-    """Base of request bodies: an unknown field is a mistake worth telling the caller about."""
+    """Base of request bodies: an unknown field is a mistake worth telling the caller about.
+
+    A NUL character is refused in every text field: PostgreSQL cannot store it (text nor jsonb)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
 
 
 _HTTP_CODES = {

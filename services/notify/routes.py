@@ -24,6 +24,8 @@ router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["sms"])
 Operator = Annotated[Principal, require_role("operator")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip.")]
+# PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+OutId = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="The provider's out id.")]
 
 
 class SmsView(BaseModel):
@@ -92,7 +94,7 @@ async def list_sms(
 
 @router.get("/sms/sink", summary="What the local sink gateway received (development; empty with Aliyun)")
 async def list_sink(
-    request: Request, _: Operator, out_id: str | None = None, limit: Limit = 50, offset: Offset = 0
+    request: Request, _: Operator, out_id: OutId = None, limit: Limit = 50, offset: Offset = 0
 ) -> SinkPage:
     items, total = await queries.sink_page(_pool(request), out_id, limit, offset)
     return SinkPage(items=[SinkMessage(**i) for i in items], total=total, limit=limit, offset=offset)

@@ -58,7 +58,7 @@ async def list_cases(
     status: StatusFilter = "pending",
     agency: Annotated[str | None, Query(max_length=32, description="Only this agency's cases")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseList:
     today = today_in_changzhou()
     rows = await svc.list_cases(status, agency, limit, offset)
