@@ -34,15 +34,19 @@ from contracts.upcasting import UnknownEventError, decode
 
 
 class DistrictStats:
-    """The subscriber's own state: what it has seen and what it counts, saved together."""
+    """The subscriber's own state: what it has seen and the facts it keeps, saved together.
+
+    Topics interleave differently on every read (a ReviewDecided may come before the
+    EnrollmentSubmitted it refers to), so it keeps facts and derives the counts from them,
+    rather than counting as events arrive."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         self.seen: set[str] = set(saved.get("seen", []))
         self.district_of: dict[str, str] = saved.get("district_of", {})
-        self.approved: Counter[str] = Counter(saved.get("approved", {}))
-        self.paid_fen: Counter[str] = Counter(saved.get("paid_fen", {}))
+        self.approved_applications: set[str] = set(saved.get("approved_applications", []))
+        self.payments: dict[str, list[Any]] = saved.get("payments", {})  # payment id -> [person, fen]
 
     def apply(self, envelope: Envelope) -> bool:
         """Apply one event; False if it was seen before or is of no interest."""
@@ -57,21 +61,34 @@ class DistrictStats:
             self.district_of[str(event.application_id)] = event.residence_district_code
             self.district_of[str(event.applicant_id)] = event.residence_district_code
         elif isinstance(event, ReviewDecided) and event.decision == "approved":
-            self.approved[self.district_of.get(str(event.application_id), "unknown")] += 1
+            self.approved_applications.add(str(event.application_id))
         elif isinstance(event, PaymentSettled):
-            self.paid_fen[self.district_of.get(str(event.insured_person_id), "unknown")] += event.amount_fen
+            self.payments[str(event.payment_id)] = [str(event.insured_person_id), event.amount_fen]
         return True
+
+    @property
+    def approved(self) -> Counter[str]:
+        return Counter(self.district_of.get(a, "unknown") for a in self.approved_applications)
+
+    @property
+    def paid_fen(self) -> Counter[str]:
+        paid: Counter[str] = Counter()
+        for person, fen in self.payments.values():
+            paid[self.district_of.get(person, "unknown")] += fen
+        return paid
 
     def save(self) -> None:
         state = {
             "seen": sorted(self.seen),
             "district_of": self.district_of,
-            "approved": dict(self.approved),
+            "approved_applications": sorted(self.approved_applications),
+            "payments": self.payments,
+            "approved": dict(self.approved),  # derived, for people reading the file
             "paid_fen": dict(self.paid_fen),
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1))
-        tmp.replace(self.path)  # atomic: the state and the seen ids change together
+        tmp.replace(self.path)  # atomic: the facts and the seen ids change together
 
 
 def build(bootstrap: str, group: str, state_path: Path, topic_prefix: str = "") -> tuple[FastStream, DistrictStats]:

@@ -2,11 +2,20 @@
 
 import asyncio
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, create_topics, reachable, topic
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_BOOTSTRAP,
+    TOPIC_PREFIX,
+    create_topics,
+    delete_topics,
+    reachable,
+    topic,
+)
 
 # Every ServiceSettings built in a test, in-process or in a service process started by one,
 # reads this: services under test publish and subscribe on the test topics.
@@ -28,7 +37,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
-def test_topics(request: pytest.FixtureRequest) -> None:
-    """The contract topics under the test prefix, created once (kept: they are small)."""
-    if any("/integration/" in str(i.path) or "/e2e/" in str(i.path) for i in request.session.items):
-        asyncio.run(create_topics([topic(t) for t in (*EVENT_TOPICS, *DLQ_TOPICS)]))
+def test_topics(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The contract topics under this session's prefix: created first, deleted at the end."""
+    if not any("/integration/" in str(i.path) or "/e2e/" in str(i.path) for i in request.session.items):
+        yield
+        return
+    names = [topic(t) for t in (*EVENT_TOPICS, *DLQ_TOPICS)]
+    asyncio.run(create_topics(names))
+    yield
+    if "TEST_TOPIC_PREFIX" not in os.environ:  # a prefix given from outside is left for inspection
+        asyncio.run(delete_topics(names))

@@ -18,9 +18,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://flexenroll@127.0.0.1:55432/flexenroll")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-# Tests use their own physical topics ("test.identity.events", …), so that a system started by
-# `make up` on the same broker never reacts to test events, and tests never see its events.
-TOPIC_PREFIX = os.environ.get("TEST_TOPIC_PREFIX", "test.")
+# Each test session uses physical topics of its own ("test.<session>.identity.events", …), so
+# that neither a system started by `make up` on the same broker nor another test session reacts
+# to its events, and it sees none of theirs. They are deleted when the session ends.
+TOPIC_PREFIX = os.environ.get("TEST_TOPIC_PREFIX") or f"test.{uuid.uuid4().hex[:8]}."
 
 
 def topic(name: str) -> str:
@@ -48,6 +49,16 @@ async def create_topics(names: Sequence[str], partitions: int = 3) -> None:
         for name in names:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):  # already gone, or the broker is shutting down
+            await admin.delete_topics(list(names))
     finally:
         await admin.close()
 
