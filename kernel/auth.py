@@ -1,5 +1,6 @@
 """Bearer tokens (JWT, HS256) issued by identity and checked by every service."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -15,12 +16,24 @@ Role = Literal["applicant", "reviewer", "operator"]
 ROLES: tuple[Role, ...] = ("applicant", "reviewer", "operator")
 _ALGORITHM = "HS256"
 _ISSUER = "flexenroll-identity"
+# An accepting agency's code (受理机构, GB/T 2260 style: six digits), e.g. "320411".
+AGENCY_CODE = re.compile(r"^[0-9]{6}$")
 
 
 @dataclass(frozen=True)
 class Principal:
     user_id: UUID
     role: Role
+    # The agency a reviewer works at: they see and decide only its cases. None: every agency's
+    # (a city-level reviewer, every operator). Applicants and operators never carry one.
+    agency_code: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.agency_code is not None:
+            if self.role != "reviewer":
+                raise ValueError(f"a {self.role} carries no agency")
+            if not AGENCY_CODE.fullmatch(self.agency_code):
+                raise ValueError(f"agency code {self.agency_code!r} is not six digits")
 
     @property
     def is_staff(self) -> bool:
@@ -36,6 +49,8 @@ def issue_token(principal: Principal, secret: str, ttl_seconds: int, now: dateti
         "iat": issued,
         "exp": issued + timedelta(seconds=ttl_seconds),
     }
+    if principal.agency_code is not None:  # absent otherwise: tokens without it stay as they were
+        claims["agency"] = principal.agency_code
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
@@ -45,7 +60,11 @@ def read_token(token: str, secret: str) -> Principal:
         role = claims.get("role")
         if role not in ROLES:
             raise jwt.InvalidTokenError("unknown role")
-        return Principal(user_id=UUID(claims["sub"]), role=role)
+        agency = claims.get("agency")
+        if agency is not None and not isinstance(agency, str):
+            raise jwt.InvalidTokenError("agency is not a string")
+        # ValueError (an agency on a non-reviewer, a malformed code) is an invalid token too.
+        return Principal(user_id=UUID(claims["sub"]), role=role, agency_code=agency)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token_expired", "登录已过期，请重新登录。") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:

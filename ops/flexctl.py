@@ -12,6 +12,7 @@ from rich.table import Table
 
 from contracts.envelope import Envelope
 from contracts.topics import SERVICES, dlq_topic, events_topic
+from kernel.auth import AGENCY_CODE
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
 from kernel.problems import Problem
@@ -43,7 +44,15 @@ def _settings(service: str) -> ServiceSettings:
     return ServiceSettings(service=service)
 
 
-async def _add_staff(phone: str, password: str, role: Literal["reviewer", "operator"]) -> str:
+# The accepting agencies review knows today (services/review/agencies.toml). identity stores any
+# six-digit code; flexctl only warns about one outside Changzhou (prefix 3204), likely a typo.
+CHANGZHOU_AGENCIES = ("320400", "320402", "320404", "320411", "320412", "320413", "320481")
+CHANGZHOU_PREFIX = "3204"
+
+
+async def _add_staff(
+    phone: str, password: str, role: Literal["reviewer", "operator"], agency: str | None = None
+) -> str:
     settings = IdentitySettings()
     pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
     try:
@@ -51,7 +60,7 @@ async def _add_staff(phone: str, password: str, role: Literal["reviewer", "opera
         store = EventStore(settings.service, settings.db_schema)
         provider = load_provider(settings.verification_provider, settings.verification_deny_list)
         service = IdentityService(pool, store, provider)
-        user_id = await service.register(phone, password, role, new_correlation_id())
+        user_id = await service.register(phone, password, role, new_correlation_id(), agency_code=agency)
         return str(user_id)
     finally:
         await pool.close()
@@ -64,17 +73,37 @@ def add_staff(
         str, typer.Option(prompt=True, hide_input=True, help="at least 8 characters, letters and digits")
     ],
     role: Annotated[str, typer.Option(help="reviewer or operator")] = "reviewer",
+    agency: Annotated[
+        str | None,
+        typer.Option(
+            help="reviewers only: the accepting agency (受理机构) code, e.g. 320411; the reviewer then sees "
+            "and decides only its cases. Without it: a city-level reviewer who sees every agency's."
+        ),
+    ] = None,
 ) -> None:
     """Create a reviewer or operator account; it logs in at identity's POST /v1/sessions."""
     if role not in ("reviewer", "operator"):
         console.print("[red]role must be reviewer or operator[/red]")
         raise typer.Exit(2)
+    agency = agency.strip() if agency is not None else None
+    if agency is not None and role != "reviewer":
+        console.print("[red]--agency is for reviewers only; operators see every agency[/red]")
+        raise typer.Exit(2)
+    if agency is not None and AGENCY_CODE.fullmatch(agency) and not agency.startswith(CHANGZHOU_PREFIX):
+        # identity checks the shape (and refuses a bad one below); the list is review's.
+        console.print(
+            f"[yellow]warning: agency {agency} is not a Changzhou code ({CHANGZHOU_PREFIX}xx; review knows "
+            f"{', '.join(CHANGZHOU_AGENCIES)}): this reviewer will see no cases unless review lists it[/yellow]"
+        )
     try:
-        user_id = asyncio.run(_add_staff(phone, password, role))  # type: ignore[arg-type]
+        user_id = asyncio.run(_add_staff(phone, password, role, agency))  # type: ignore[arg-type]
     except Problem as problem:
         console.print(f"[red]{problem.code}[/red]: {problem.detail}")
         raise typer.Exit(1) from problem
-    console.print(f"{role} account created: [bold]{user_id}[/bold]")
+    where = ""
+    if role == "reviewer":
+        where = f" at agency [bold]{agency}[/bold]" if agency is not None else " (city-level: every agency)"
+    console.print(f"{role} account created{where}: [bold]{user_id}[/bold]")
 
 
 @app.command()

@@ -9,7 +9,7 @@ import phonenumbers
 
 from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered, UserVerified
-from kernel.auth import Role
+from kernel.auth import AGENCY_CODE, Role
 from kernel.problems import Conflict, Refused
 from services.identity.resident_id import InvalidIdNumber, ResidentId, parse_resident_id
 
@@ -35,6 +35,19 @@ def normalize_mainland_mobile(raw: str) -> str:
 def check_password(password: str) -> None:
     if len(password) < 8 or len(password) > 128 or password.isdigit() or password.isalpha():
         raise Refused("weak_password", "密码需为8至128位，并同时包含字母和数字。")
+
+
+def check_staff_agency(role: Role, agency_code: str | None) -> str | None:
+    """A reviewer may be bound to one accepting agency (six digits, e.g. 320411); operators and
+    applicants never are. Which codes exist is review's business (its agencies.toml)."""
+    if agency_code is None:
+        return None
+    code = agency_code.strip()
+    if role != "reviewer":
+        raise Refused("agency_not_allowed", "只有审核人员可以隶属于受理机构，经办管理人员和申请人不能指定受理机构。")
+    if not AGENCY_CODE.fullmatch(code):
+        raise Refused("invalid_agency", "受理机构代码应为6位数字，例如320411。")
+    return code
 
 
 @dataclass(frozen=True)

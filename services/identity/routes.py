@@ -35,6 +35,9 @@ class Session(BaseModel):
     expires_in: int
     user_id: UUID
     role: str
+    agency_code: str | None = Field(
+        default=None, description="A reviewer's accepting agency (受理机构); absent for everyone else."
+    )
 
 
 class VerificationRequest(StrictBody):
@@ -77,7 +80,13 @@ async def open_session(body: Credentials, svc: Service, request: Request) -> Ses
     principal = await svc.login(body.phone, body.password)
     ttl = request.app.state.jwt_ttl_seconds
     token = issue_token(principal, request.app.state.jwt_secret, ttl)
-    return Session(access_token=token, expires_in=ttl, user_id=principal.user_id, role=principal.role)
+    return Session(
+        access_token=token,
+        expires_in=ttl,
+        user_id=principal.user_id,
+        role=principal.role,
+        agency_code=principal.agency_code,
+    )
 
 
 @router.post("/users/{user_id}/verification", status_code=201, summary="Real-name verification (实名认证)")

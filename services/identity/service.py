@@ -32,20 +32,27 @@ class IdentityService:
         self.hasher = PasswordHasher()
         self._dummy_hash = self.hasher.hash("not-a-real-password-1")
 
-    async def register(self, phone: str, password: str, role: Role, correlation_id: str) -> UUID:
+    async def register(
+        self, phone: str, password: str, role: Role, correlation_id: str, agency_code: str | None = None
+    ) -> UUID:
+        """A new account; `agency_code` binds a reviewer to one accepting agency (staff only, via
+        flexctl). The agency stays in `credentials`: it is no fact of the public UserRegistered."""
         e164 = domain.normalize_mainland_mobile(phone)
         domain.check_password(password)
+        agency = domain.check_staff_agency(role, agency_code)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         user_id = uuid4()
         event = domain.register(user_id, e164, role, datetime.now(UTC))
         async with self.pool.acquire() as conn, conn.transaction():
             try:
                 await conn.execute(
-                    "INSERT INTO credentials (user_id, phone, password_hash, role) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO credentials (user_id, phone, password_hash, role, agency_code) "
+                    "VALUES ($1, $2, $3, $4, $5)",
                     user_id,
                     e164,
                     password_hash,
                     role,
+                    agency,
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("phone_taken", "该手机号码已注册，请直接登录。") from exc
@@ -58,7 +65,9 @@ class IdentityService:
             e164 = domain.normalize_mainland_mobile(phone)
         except Refused as exc:
             raise refused from exc
-        row = await self.pool.fetchrow("SELECT user_id, password_hash, role FROM credentials WHERE phone = $1", e164)
+        row = await self.pool.fetchrow(
+            "SELECT user_id, password_hash, role, agency_code FROM credentials WHERE phone = $1", e164
+        )
         # Hash even for an unknown phone so that timing does not tell which phones exist.
         stored = row["password_hash"] if row else self._dummy_hash
         try:
@@ -67,7 +76,7 @@ class IdentityService:
             raise refused from exc
         if row is None:
             raise refused
-        return Principal(user_id=row["user_id"], role=row["role"])
+        return Principal(user_id=row["user_id"], role=row["role"], agency_code=row["agency_code"])
 
     async def account(self, user_id: UUID) -> domain.Account:
         account = domain.replay(await self.store.load(self.pool, stream_id(user_id)))

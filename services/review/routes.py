@@ -46,6 +46,12 @@ def service(request: Request) -> ReviewService:
 Service = Annotated[ReviewService, Depends(service)]
 
 
+def _scope(principal: Principal) -> str | None:
+    """The agency whose cases this principal may see and decide; None: every agency's. Only a
+    reviewer carries one (kernel.auth refuses it on anyone else); operators see all."""
+    return principal.agency_code if principal.role == "reviewer" else None
+
+
 def _view(request: Request, row: asyncpg.Record, today: date) -> CaseView:
     return case_view(row, request.app.state.rules.agencies, request.app.state.enrollment_url, today)
 
@@ -54,27 +60,36 @@ def _view(request: Request, row: asyncpg.Record, today: date) -> CaseView:
 async def list_cases(
     request: Request,
     svc: Service,
-    _: Staff,
+    principal: Staff,
     status: StatusFilter = "pending",
-    agency: Annotated[str | None, Query(max_length=32, description="Only this agency's cases")] = None,
+    agency: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="Only this agency's cases. A reviewer bound to an agency always gets that agency's "
+            "(another agency's: 403 not_your_agency).",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseList:
     today = today_in_changzhou()
-    rows = await svc.list_cases(status, agency, limit, offset)
-    return CaseList(status=status, agency=agency, today=today, cases=[_view(request, r, today) for r in rows])
+    scope = _scope(principal)
+    rows = await svc.list_cases(status, agency, limit, offset, scope=scope)
+    return CaseList(status=status, agency=scope or agency, today=today, cases=[_view(request, r, today) for r in rows])
 
 
 @router.get("/cases/{case_id}", summary="One review case")
-async def get_case(case_id: UUID, request: Request, svc: Service, _: Staff) -> CaseView:
-    return _view(request, await svc.case_row(case_id), today_in_changzhou())
+async def get_case(case_id: UUID, request: Request, svc: Service, principal: Staff) -> CaseView:
+    return _view(request, await svc.case_row(case_id, _scope(principal)), today_in_changzhou())
 
 
 @router.post("/cases/{case_id}/decision", status_code=201, summary="Decide: 审核通过 or 审核不通过 with reasons")
 async def decide(case_id: UUID, body: DecisionIn, request: Request, svc: Service, reviewer: Reviewer) -> CaseView:
     reasons = [domain.ReasonInput(code=r.code, text=r.text) for r in body.reasons]
-    await svc.decide(case_id, body.decision, reasons, reviewer.user_id)
-    return _view(request, await svc.case_row(case_id), today_in_changzhou())
+    scope = _scope(reviewer)
+    await svc.decide(case_id, body.decision, reasons, reviewer.user_id, scope=scope)
+    return _view(request, await svc.case_row(case_id, scope), today_in_changzhou())
 
 
 @router.get("/reason-codes", summary="The reasons a reviewer may give for 审核不通过")

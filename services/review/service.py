@@ -14,13 +14,19 @@ from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.db import Connection
 from kernel.eventstore import ConcurrencyError, EventStore
 from kernel.logging import get_logger
-from kernel.problems import Conflict, NotFound, Refused
+from kernel.problems import Conflict, Forbidden, NotFound, Refused
 from services.review import domain, projections
 from services.review.agencies import AgencyDirectory
 from services.review.reasons import ReasonCatalogue
 from services.review.workdays import WorkingCalendar
 
 log = get_logger(__name__)
+
+
+def check_agency(case_agency: str, scope: str | None) -> None:
+    """`scope`: the reviewer's agency, or None for a city-level reviewer or an operator (all)."""
+    if scope is not None and case_agency != scope:
+        raise Forbidden("not_your_agency", "该案件不属于您所在的受理机构，您只能查看和审核本机构的案件。")
 
 
 @dataclass(frozen=True)
@@ -76,9 +82,16 @@ class ReviewService:
         return case
 
     async def decide(
-        self, case_id: UUID, decision: domain.Decision, reasons: Sequence[domain.ReasonInput], reviewer_id: UUID
+        self,
+        case_id: UUID,
+        decision: domain.Decision,
+        reasons: Sequence[domain.ReasonInput],
+        reviewer_id: UUID,
+        scope: str | None = None,
     ) -> ReviewDecided:
         case = await self.case(case_id)
+        # Before the domain: another agency's case is refused whatever its state.
+        check_agency(case.opened.agency_code, scope)
         decided = domain.decide(case, decision, reasons, self.rules.reasons, reviewer_id, datetime.now(UTC))
         async with self.pool.acquire() as conn, conn.transaction():
             try:
@@ -99,16 +112,28 @@ class ReviewService:
         return decided
 
     async def list_cases(
-        self, status: projections.StatusFilter, agency_code: str | None, limit: int, offset: int
+        self,
+        status: projections.StatusFilter,
+        agency_code: str | None,
+        limit: int,
+        offset: int,
+        scope: str | None = None,
     ) -> list[asyncpg.Record]:
-        if agency_code is not None and self.rules.agencies.get(agency_code) is None:
+        """`agency_code`: the filter asked for; `scope`: the reviewer's own agency (None: all). A
+        reviewer with an agency gets that agency's cases whether or not they ask for it."""
+        if scope is not None:
+            if agency_code is not None and agency_code != scope:
+                raise Forbidden("not_your_agency", "您只能查看本受理机构的案件，不能查看其他受理机构的审核队列。")
+            agency_code = scope  # an agency missing from agencies.toml simply has no cases
+        elif agency_code is not None and self.rules.agencies.get(agency_code) is None:
             raise Refused("unknown_agency", f"未知的受理机构代码“{agency_code}”。")
         return await projections.list_cases(self.pool, status, agency_code, limit, offset)
 
-    async def case_row(self, case_id: UUID) -> asyncpg.Record:
+    async def case_row(self, case_id: UUID, scope: str | None = None) -> asyncpg.Record:
         row = await projections.get_case(self.pool, case_id)
         if row is None:
             raise NotFound("case_not_found", "未找到该审核案件。")
+        check_agency(row["agency_code"], scope)
         return row
 
     async def queue_counts(self, today: date) -> dict[str, tuple[int, int]]:

@@ -126,11 +126,13 @@ def login(identity: httpx.Client, phone: str) -> str:
     return str(session.json()["access_token"])
 
 
-def staff(system: dict[str, ServiceProcess], role: str) -> dict[str, str]:
+def staff(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> dict[str, str]:
     phone = f"137{uuid4().int % 10**8:08d}"
     env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
+    where = ["--agency", agency] if agency else []
     subprocess.run(
-        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password", PASSWORD, "--role", role],
+        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password", PASSWORD, "--role", role,
+         *where],
         cwd=ROOT, env=env, check=True, capture_output=True,
     )  # fmt: skip
     identity = httpx.Client(base_url=system["identity"].url, timeout=15)
@@ -197,9 +199,19 @@ def test_apply_review_approve_sms_status_and_registration_form(system: dict[str,
     assert form.status_code == 409
     person.submit(application_id)
 
-    reviewer, operator = staff(system, "reviewer"), staff(system, "operator")
+    # 新北区's reviewer (the residence district's agency) decides; 天宁区's may not even read the case.
+    reviewer, operator = staff(system, "reviewer", agency="320411"), staff(system, "operator")
     case = pending_case(system, reviewer, application_id, attempt=1)
-    assert case["applicant"]["name"] == "陈静" and case["agency"]["code"].startswith("3204")
+    assert case["applicant"]["name"] == "陈静" and case["agency"]["code"] == "320411"
+    review = httpx.Client(base_url=system["review"].url, timeout=15)
+    elsewhere = staff(system, "reviewer", agency="320402")
+    for answer in (
+        review.get(f"/v1/cases/{case['case_id']}", headers=elsewhere),
+        review.post(f"/v1/cases/{case['case_id']}/decision", json={"decision": "approved"}, headers=elsewhere),
+    ):
+        assert answer.status_code == 403 and answer.json()["code"] == "not_your_agency", answer.text
+    queue = review.get("/v1/cases", headers=elsewhere).json()
+    assert queue["agency"] == "320402" and case["case_id"] not in {c["case_id"] for c in queue["cases"]}
     assert person.wait_for_status(application_id, "under_review")["status"] == "under_review"
     decide(system, reviewer, case["case_id"], {"decision": "approved"})
 

@@ -5,11 +5,17 @@ from collections.abc import AsyncIterator
 from datetime import date
 from uuid import uuid4
 
+import asyncpg
 import httpx
+import jwt
 import pytest
+from fastapi import FastAPI
 
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal, issue_token, read_token
+from kernel.problems import Refused
+from kernel.runtime import ServiceRuntime
 from services.identity.app import build
+from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from tests.support.apps import isolated, running
 from tests.support.people import id_number
@@ -18,11 +24,16 @@ PASSWORD = "s3cret-pass"
 
 
 @pytest.fixture
-async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
+def identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, ServiceRuntime]:
     deny = tmp_path_factory.mktemp("deny") / "deny.txt"
     deny.write_text(id_number(date(1970, 1, 1), seq=9) + "  # a stolen identity\n")
     settings = IdentitySettings(**isolated("identity"), verification_deny_list=deny)  # type: ignore[arg-type]
-    app, runtime = build(settings)
+    return build(settings)
+
+
+@pytest.fixture
+async def client(identity: tuple[FastAPI, ServiceRuntime]) -> AsyncIterator[httpx.AsyncClient]:
+    app, runtime = identity
     async with running(app, runtime) as client:
         client.headers["X-Correlation-ID"] = "test-corr"
         yield client
@@ -130,6 +141,54 @@ async def test_health_metrics_and_correlation(client: httpx.AsyncClient) -> None
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "kafka": True}
     assert "flexenroll_relay_events_published_total" in (await client.get("/metrics")).text
     assert (await client.get("/healthz")).headers["X-Correlation-ID"] == "test-corr"
+
+
+async def test_a_staff_account_with_an_agency_gets_it_in_its_token_applicants_never(
+    identity: tuple[FastAPI, ServiceRuntime], client: httpx.AsyncClient
+) -> None:
+    """What `flexctl staff add --agency` does, through identity's service layer."""
+    app, runtime = identity
+    svc: IdentityService = app.state.identity
+
+    async def session(phone: str) -> dict[str, object]:
+        answer = await client.post("/v1/sessions", json={"phone": phone, "password": PASSWORD})
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+    def claims(token: object) -> dict[str, object]:
+        return dict(jwt.decode(str(token), _secret(), algorithms=["HS256"], issuer="flexenroll-identity"))
+
+    bound_id = await svc.register("13800138010", PASSWORD, "reviewer", "test-corr", agency_code="320411")
+    bound = await session("13800138010")
+    assert bound["role"] == "reviewer" and bound["agency_code"] == "320411"
+    assert claims(bound["access_token"])["agency"] == "320411"
+    assert read_token(str(bound["access_token"]), _secret()) == Principal(bound_id, "reviewer", "320411")
+
+    await svc.register("13800138011", PASSWORD, "reviewer", "test-corr")  # city-level
+    await svc.register("13800138012", PASSWORD, "operator", "test-corr")
+    applicant_id, _ = await register(client, "13800138013")
+    for phone in ("13800138011", "13800138012", "13800138013"):
+        plain = await session(phone)
+        assert plain["agency_code"] is None and "agency" not in claims(plain["access_token"])
+
+    for role, agency, code in [("reviewer", "32041", "invalid_agency"), ("reviewer", "abcdef", "invalid_agency"),
+                               ("operator", "320411", "agency_not_allowed"),
+                               ("applicant", "320411", "agency_not_allowed")]:  # fmt: skip
+        with pytest.raises(Refused) as refused:
+            await svc.register("13800138014", PASSWORD, role, "test-corr", agency_code=agency)  # type: ignore[arg-type]
+        assert refused.value.code == code
+    assert_problem(await client.post("/v1/sessions", json={"phone": "13800138014", "password": PASSWORD}), 401,
+                   "invalid_credentials")  # fmt: skip
+
+    # The table holds the rules too, whatever code writes to it; the public event has no agency.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await runtime.pool.execute("UPDATE credentials SET agency_code = '320411' WHERE user_id = $1", applicant_id)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await runtime.pool.execute("UPDATE credentials SET agency_code = '3204' WHERE user_id = $1", bound_id)
+    registered = await runtime.pool.fetchval(
+        "SELECT data FROM events WHERE stream_id = $1 AND event_type = 'UserRegistered'", f"user-{bound_id}"
+    )
+    assert "agency" not in str(registered) and "320411" not in str(registered)
 
 
 def _secret() -> str:

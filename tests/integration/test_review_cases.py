@@ -34,8 +34,8 @@ class Review:
     http: httpx.AsyncClient
     schema: str
 
-    def auth(self, role: str, user_id: UUID | None = None) -> dict[str, str]:
-        token = issue_token(Principal(user_id or uuid4(), role), SECRET, 600)  # type: ignore[arg-type]
+    def auth(self, role: str, user_id: UUID | None = None, agency: str | None = None) -> dict[str, str]:
+        token = issue_token(Principal(user_id or uuid4(), role, agency), SECRET, 600)  # type: ignore[arg-type]
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -318,6 +318,80 @@ async def test_refusals_are_problem_details(review: Review, producer: AIOKafkaPr
     codes = await review.http.get("/v1/reason-codes", headers=reviewer)
     assert {"code": "other", "label": "其他", "text_required": True} in codes.json()
     await refused("GET", "/v1/reason-codes", 401, "authentication_required")
+
+
+async def test_a_reviewer_with_an_agency_sees_and_decides_only_its_cases(
+    review: Review, producer: AIOKafkaProducer
+) -> None:
+    """Reviewer A at 新北区 (320411), reviewer B at 天宁区 (320402), a city-level reviewer (no agency)."""
+    in_a, in_b = submission(residence_district_code="320411"), submission(residence_district_code="320402")
+    for envelope in (in_a, in_b):
+        await send(producer, envelope)
+        await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
+    [case_a] = await cases_of(review, str(in_a.data["application_id"]))
+    [case_b] = await cases_of(review, str(in_b.data["application_id"]))
+    assert (case_a["agency"]["code"], case_b["agency"]["code"]) == ("320411", "320402")
+    a_id, b_id = case_a["case_id"], case_b["case_id"]
+    reviewer_a, reviewer_b = review.auth("reviewer", agency="320411"), review.auth("reviewer", agency="320402")
+    city, operator = review.auth("reviewer"), review.auth("operator")
+
+    async def queue(auth: dict[str, str], query: str = "status=all") -> tuple[str | None, list[str], set[str]]:
+        answer = await review.http.get(f"/v1/cases?limit=500&{query}", headers=auth)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()  # earlier tests' submissions are on the topic too: look for ours
+        return body["agency"], [c["case_id"] for c in body["cases"]], {c["agency"]["code"] for c in body["cases"]}
+
+    async def refused(method: str, url: str, auth: dict[str, str], **kwargs: Any) -> None:
+        answer = await review.http.request(method, url, headers=auth, **kwargs)
+        assert answer.status_code == 403, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        body = answer.json()
+        assert body["code"] == "not_your_agency" and body["status"] == 403
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"]), "detail is for people, in Chinese"
+
+    # The queues: each agency's reviewer gets their own (asked for or not); city-level and operators get all.
+    for auth, query in ((reviewer_a, "status=all"), (reviewer_a, "agency=320411")):
+        agency, ids, codes = await queue(auth, query)
+        assert agency == "320411" and a_id in ids and b_id not in ids and codes == {"320411"}
+    agency, ids, codes = await queue(reviewer_b)
+    assert agency == "320402" and b_id in ids and a_id not in ids and codes == {"320402"}
+    for auth in (city, operator):
+        agency, ids, codes = await queue(auth)
+        assert agency is None and {a_id, b_id} <= set(ids) and {"320411", "320402"} <= codes
+        agency, ids, codes = await queue(auth, "agency=320402")
+        assert agency == "320402" and b_id in ids and a_id not in ids and codes == {"320402"}
+    await refused("GET", "/v1/cases?agency=320402", reviewer_a)
+    await refused("GET", "/v1/cases?agency=320411&status=decided", reviewer_b)
+    await refused("GET", "/v1/cases?agency=999999", reviewer_a)  # not theirs, whether review knows it or not
+    # An agency review does not list (a district without an office of its own) has no cases, no error.
+    assert (await queue(review.auth("reviewer", agency="320405")))[1:] == ([], set())
+
+    # One case: their own agency's, or 403; city-level and operators read both.
+    for auth, own, other in ((reviewer_a, a_id, b_id), (reviewer_b, b_id, a_id)):
+        assert (await review.http.get(f"/v1/cases/{own}", headers=auth)).json()["case_id"] == own
+        await refused("GET", f"/v1/cases/{other}", auth)
+    for auth in (city, operator):
+        for case_id in (a_id, b_id):
+            assert (await review.http.get(f"/v1/cases/{case_id}", headers=auth)).status_code == 200
+    missing = await review.http.get(f"/v1/cases/{uuid4()}", headers=reviewer_a)
+    assert missing.status_code == 404 and missing.json()["code"] == "case_not_found"
+
+    # Decisions: only on their own agency's cases; refused before anything is looked at or written.
+    approve = {"decision": "approved"}
+    await refused("POST", f"/v1/cases/{a_id}/decision", reviewer_b, json=approve)
+    await refused("POST", f"/v1/cases/{b_id}/decision", reviewer_a, json=approve)
+    reject = {"decision": "rejected", "reasons": [{"code": "other", "text": "不是本机构的"}]}
+    await refused("POST", f"/v1/cases/{b_id}/decision", reviewer_a, json=reject)
+    assert (await review.http.get(f"/v1/cases/{a_id}", headers=city)).json()["status"] == "pending"
+    decided = await review.http.post(f"/v1/cases/{a_id}/decision", headers=reviewer_a, json=approve)
+    assert decided.status_code == 201, decided.text
+    assert decided.json()["status"] == "decided" and decided.json()["agency"]["code"] == "320411"
+    await refused("POST", f"/v1/cases/{a_id}/decision", reviewer_b, json=approve)  # 403, not 409: not theirs to know
+    by_city = await review.http.post(f"/v1/cases/{b_id}/decision", headers=city, json=approve)
+    assert by_city.status_code == 201, by_city.text
+
+    _, decided_a, codes = await queue(reviewer_a, "status=decided")
+    assert a_id in decided_a and b_id not in decided_a and codes == {"320411"}
 
 
 async def test_the_case_table_refuses_a_second_case_for_a_submission(review: Review) -> None:

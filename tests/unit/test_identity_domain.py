@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kernel.auth import Role
 from kernel.problems import Conflict, Refused
 from services.identity import domain
 from services.identity.resident_id import InvalidIdNumber, parse_resident_id
@@ -87,3 +88,27 @@ def test_verify_refuses_a_second_verification_and_bad_names() -> None:
     with pytest.raises(Refused) as refused:
         domain.verify(account, "Zhang San", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
     assert refused.value.code == "invalid_name"
+
+
+@pytest.mark.parametrize(("role", "agency", "kept"), [("reviewer", None, None), ("reviewer", "320411", "320411"),
+                                                      ("reviewer", " 110101 ", "110101"), ("operator", None, None),
+                                                      ("applicant", None, None)])  # fmt: skip
+def test_a_reviewer_may_be_bound_to_an_agency(role: Role, agency: str | None, kept: str | None) -> None:
+    assert domain.check_staff_agency(role, agency) == kept
+
+
+@pytest.mark.parametrize(
+    ("role", "agency", "code"),
+    [
+        ("reviewer", "32041", "invalid_agency"),
+        ("reviewer", "3204111", "invalid_agency"),
+        ("reviewer", "新北区", "invalid_agency"),
+        ("reviewer", "", "invalid_agency"),
+        ("operator", "320411", "agency_not_allowed"),
+        ("applicant", "320411", "agency_not_allowed"),
+    ],
+)
+def test_a_malformed_agency_or_one_on_a_non_reviewer_is_refused(role: Role, agency: str, code: str) -> None:
+    with pytest.raises(Refused) as refused:
+        domain.check_staff_agency(role, agency)
+    assert refused.value.code == code

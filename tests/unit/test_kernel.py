@@ -5,6 +5,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import jwt
 import pytest
 import structlog
 from hypothesis import given
@@ -69,3 +70,39 @@ def test_tokens_round_trip_and_refuse_tampering_and_expiry() -> None:
     with pytest.raises(Unauthorized) as expired:
         read_token(old, SECRET)
     assert expired.value.code == "token_expired"
+
+
+def test_a_reviewer_token_carries_the_agency_and_tokens_without_one_stay_valid() -> None:
+    bound = Principal(uuid4(), "reviewer", agency_code="320411")
+    token = issue_token(bound, SECRET, 60)
+    assert jwt.decode(token, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")["agency"] == "320411"
+    assert read_token(token, SECRET) == bound
+    for role in ("applicant", "reviewer", "operator"):
+        plain = issue_token(Principal(uuid4(), role), SECRET, 60)
+        assert "agency" not in jwt.decode(plain, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")
+        assert read_token(plain, SECRET).agency_code is None
+    # A token as issued before the claim existed (no `agency` key at all) reads the same.
+    legacy = jwt.encode(
+        {
+            "sub": str(bound.user_id),
+            "role": "reviewer",
+            "iss": "flexenroll-identity",
+            "exp": datetime.now(UTC) + timedelta(minutes=1),
+        },
+        SECRET,
+        algorithm="HS256",
+    )
+    assert read_token(legacy, SECRET) == Principal(bound.user_id, "reviewer")
+
+
+@pytest.mark.parametrize(("role", "agency"), [("applicant", "320411"), ("operator", "320411"), ("reviewer", "3204"),
+                                              ("reviewer", 320411), ("reviewer", "32041a")])  # fmt: skip
+def test_an_agency_on_anyone_but_a_reviewer_or_a_malformed_one_is_an_invalid_token(role: str, agency: object) -> None:
+    claims = {"sub": str(uuid4()), "role": role, "agency": agency, "iss": "flexenroll-identity",
+              "exp": datetime.now(UTC) + timedelta(minutes=1)}  # fmt: skip
+    with pytest.raises(Unauthorized) as refused:
+        read_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+    assert refused.value.code == "invalid_token"
+    if isinstance(agency, str):
+        with pytest.raises(ValueError):
+            Principal(uuid4(), role, agency_code=agency)  # type: ignore[arg-type]

@@ -1,0 +1,89 @@
+"""`flexctl staff add [--agency CODE]` on the real database: a reviewer bound to an accepting agency
+logs in with the agency in their token; city-level reviewers and operators without one."""
+
+import asyncio
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from kernel.db import create_pool, drop_schema
+from kernel.eventstore import EventStore
+from ops import flexctl
+from services.identity.service import IdentityService
+from services.identity.verification import load_provider
+from tests.support.infra import DATABASE_URL, unique_name
+
+PASSWORD = "s3cret-pass"
+
+
+@pytest.fixture
+def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """flexctl reads IdentitySettings from the environment: point it at a schema of its own."""
+    name = unique_name("t_flexctl")
+    monkeypatch.setenv("SCHEMA_NAME", name)
+    monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
+    monkeypatch.setattr(flexctl.console, "width", 250)
+    yield name
+    asyncio.run(drop_schema(DATABASE_URL, name))
+
+
+def add(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(flexctl.app, ["staff", "add", "--password", PASSWORD, *args])
+    return result.exit_code, result.output
+
+
+async def agency_and_login(schema: str, phone: str) -> tuple[str | None, str | None]:
+    """The stored agency, and the agency of the principal that logging in gives (what the token carries)."""
+    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    try:
+        stored = await pool.fetchval("SELECT agency_code FROM credentials WHERE phone = $1", f"+86{phone}")
+        service = IdentityService(pool, EventStore("identity", schema), load_provider("local", None))
+        principal = await service.login(phone, PASSWORD)
+        return stored, principal.agency_code
+    finally:
+        await pool.close()
+
+
+async def accounts(schema: str) -> int:
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM credentials"))
+    finally:
+        await conn.close()
+
+
+def test_staff_add_with_an_agency_binds_the_reviewer_to_it(schema: str) -> None:
+    code, output = add("--phone", "13700000001", "--role", "reviewer", "--agency", "320411")
+    assert code == 0, output
+    assert "reviewer account created at agency 320411" in output and "warning" not in output
+    assert asyncio.run(agency_and_login(schema, "13700000001")) == ("320411", "320411")
+
+    code, output = add("--phone", "13700000002", "--role", "reviewer")
+    assert code == 0, output
+    assert "city-level" in output
+    assert asyncio.run(agency_and_login(schema, "13700000002")) == (None, None)
+
+    code, output = add("--phone", "13700000003", "--role", "operator")
+    assert code == 0, output
+    assert asyncio.run(agency_and_login(schema, "13700000003")) == (None, None)
+
+
+def test_staff_add_warns_about_a_code_outside_changzhou_but_stores_it(schema: str) -> None:
+    code, output = add("--phone", "13700000004", "--agency", "110101")  # reviewer is the default role
+    assert code == 0, output
+    assert "warning" in output and "110101" in output and "320411" in output
+    assert asyncio.run(agency_and_login(schema, "13700000004")) == ("110101", "110101")
+    code, output = add("--phone", "13700000005", "--agency", "320499")  # any 3204xx: no warning
+    assert code == 0 and "warning" not in output, output
+
+
+def test_staff_add_refuses_a_malformed_agency_and_one_for_an_operator(schema: str) -> None:
+    code, output = add("--phone", "13700000006", "--role", "reviewer", "--agency", "32041")
+    assert code == 1 and "invalid_agency" in output and "6位数字" in output, output
+    code, output = add("--phone", "13700000007", "--role", "operator", "--agency", "320411")
+    assert code == 2 and "reviewers only" in output, output
+    code, output = add("--phone", "13700000008", "--role", "reviewer", "--agency", "320411")  # the schema exists now
+    assert code == 0, output
+    assert asyncio.run(accounts(schema)) == 1  # neither refused account was stored
