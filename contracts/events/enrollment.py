@@ -1,5 +1,6 @@
 """Events of the enrollment service (topic `enrollment.events`, key = application_id): one
-application for flexible-employment enrolment (参保登记), from the notice to submission.
+application for flexible-employment enrolment (参保登记), from the notice to submission,
+review outcome and the labour-affairs agency notice read after approval.
 """
 
 from datetime import date
@@ -362,6 +363,35 @@ class ApplicationRejected(Event):
     decided_at: UtcDatetime = Field(description="When the reviewer decided (UTC).")
 
 
+class AgencyNoticeAccepted(Event):
+    """After approval, the applicant read and accepted the labour-affairs agency notice.
+
+    Guide, PART-8: "审核通过后申请人须仔细阅读《劳动事务代理人员须知》，并可打印《常州市劳动事务代理
+    申请登记表》。" The registration form can be printed only after this event; it is recorded
+    once per application.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "notice_version": "2020-12",
+                    "accepted_at": "2025-03-03T03:10:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    notice_version: NonEmptyStr = Field(
+        description="Version of the labour-affairs agency notice (劳动事务代理人员须知) the applicant accepted."
+    )
+    accepted_at: UtcDatetime = Field(description="When the applicant accepted the notice (UTC).")
+
+
 EVENTS: tuple[type[Event], ...] = (
     NoticeAccepted,
     ApplicationDrafted,
@@ -370,4 +400,5 @@ EVENTS: tuple[type[Event], ...] = (
     ApplicationUnderReview,
     ApplicationApproved,
     ApplicationRejected,
+    AgencyNoticeAccepted,
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The application journey of the guide with curl, against a running `make up`:
 # register → log in → verify → read the notice → apply → upload → submit → a reviewer
-# approves → the SMS → the status → the registration form PDF.
+# approves → the SMS → the status → the agency notice (劳动事务代理人员须知) → the registration
+# form PDF.
 # Usage: deploy/local/journey.sh   (prints each step; leaves .run/registration-form.pdf)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -56,7 +57,7 @@ print(next((c['case_id'] for c in json.load(sys.stdin)['cases'] if c['applicatio
 done
 post $RV/v1/cases/$CASE/decision '{"decision": "approved"}' -H "authorization: Bearer $RTOKEN" | json '["decision"]'
 
-step "the status (approved, SMS sent) and the registration form"
+step "the status (approved, SMS sent)"
 for _ in $(seq 50); do
   STATUS=$(curl -sf $EN/v1/applications/$APP -H "$AUTH")
   [ "$(echo "$STATUS" | json '["notified"]')" = True ] && break
@@ -64,5 +65,9 @@ for _ in $(seq 50); do
 done
 echo "$STATUS" | json '["status"]'
 echo "$STATUS" | python3 -c "import json,sys; [print(' ', t['at'][:19], t['label']) for t in json.load(sys.stdin)['timeline']]"
+
+step "after approval: read and accept the labour-affairs agency notice (劳动事务代理人员须知), then the form"
+AGENCY_NOTICE=$(curl -sf $EN/v1/agency-notice | json '["version"]')
+post $EN/v1/applications/$APP/agency-notice "{\"version\": \"$AGENCY_NOTICE\"}" -H "$AUTH" | json '["agency_notice_accepted_at"]'
 curl -sf $EN/v1/applications/$APP/registration-form.pdf -H "$AUTH" -o .run/registration-form.pdf
 echo ".run/registration-form.pdf: $(wc -c < .run/registration-form.pdf) bytes"

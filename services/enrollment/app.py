@@ -18,6 +18,7 @@ from services.enrollment.settings import EnrollmentSettings
 def config_from(settings: EnrollmentSettings) -> EnrollmentConfig:
     return EnrollmentConfig(
         notice=load_notice(settings.notice_file),
+        agency_notice=load_notice(settings.agency_notice_file),
         districts=load_districts(settings.districts_file),
         policy=AgePolicy(settings.minimum_age, settings.retirement_age_mode),
         document_max_bytes=settings.document_max_bytes,

@@ -11,6 +11,7 @@ from uuid import UUID
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import (
+    AgencyNoticeAccepted,
     ApplicationApproved,
     ApplicationDrafted,
     ApplicationRejected,
@@ -62,6 +63,8 @@ class Application:
     approved_at: datetime | None = None
     reasons: tuple[ReviewReason, ...] = ()
     submitted: EnrollmentSubmitted | None = None
+    agency_notice_version: str | None = None
+    agency_notice_accepted_at: datetime | None = None
 
 
 def _choices(e: ApplicationDrafted | EnrollmentSubmitted) -> Choices:
@@ -87,6 +90,8 @@ def _evolve(app: Application | None, event: Event) -> Application | None:
         return replace(app, status="approved", approved_at=event.decided_at)
     if isinstance(event, ApplicationRejected):
         return replace(app, status="rejected", reasons=tuple(event.reasons))
+    if isinstance(event, AgencyNoticeAccepted):
+        return replace(app, agency_notice_version=event.notice_version, agency_notice_accepted_at=event.accepted_at)
     return app
 
 
@@ -219,6 +224,53 @@ def submit(
 
 def _submitted(d: DocumentUploaded) -> SubmittedDocument:
     return SubmittedDocument(kind=d.kind, sha256=d.sha256, blob_ref=d.blob_ref, content_type=d.content_type)
+
+
+# --- after approval: the labour-affairs agency notice, then the registration form ---------------
+
+
+def _require_approved(app: Application) -> None:
+    if app.status != "approved":
+        raise Conflict("not_approved", "申请审核通过后方可阅读《劳动事务代理人员须知》并打印登记表。")
+
+
+def accept_agency_notice(
+    app: Application, notice_version: str, current_version: str, now: datetime
+) -> list[AgencyNoticeAccepted]:
+    """Guide PART-8: after approval the applicant must read 《劳动事务代理人员须知》.
+
+    Accepting again is idempotent: no new event, whatever version is sent (a wrong one is still
+    refused first, so a client learns it showed an old text)."""
+    _require_approved(app)
+    if notice_version != current_version:
+        raise Refused(
+            "notice_outdated",
+            "劳动事务代理人员须知已更新，请重新阅读并同意最新版本。",
+            current_version=current_version,
+        )
+    if app.agency_notice_version is not None:
+        return []
+    return [
+        AgencyNoticeAccepted(
+            application_id=app.application_id,
+            applicant_id=app.applicant_id,
+            notice_version=current_version,
+            accepted_at=now,
+        )
+    ]
+
+
+def check_printable(app: Application) -> tuple[EnrollmentSubmitted, datetime, str]:
+    """Guide PART-8: the registration form after approval, once the agency notice was read.
+
+    Returns the submission, the approval time and the accepted notice version for the form."""
+    if app.status != "approved" or app.submitted is None or app.approved_at is None:
+        raise Conflict("not_approved", "申请审核通过后方可打印《常州市劳动事务代理申请登记表》。")
+    if app.agency_notice_version is None:
+        raise Conflict(
+            "agency_notice_not_read", "请先阅读并同意《劳动事务代理人员须知》，再打印《常州市劳动事务代理申请登记表》。"
+        )
+    return app.submitted, app.approved_at, app.agency_notice_version
 
 
 # --- what enrollment learns from review -------------------------------------------------------

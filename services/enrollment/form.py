@@ -1,4 +1,5 @@
-"""常州市劳动事务代理申请登记表 (guide PART-8: printable after approval) as a PDF.
+"""常州市劳动事务代理申请登记表 (guide PART-8: printable after approval, once the applicant
+accepted 《劳动事务代理人员须知》; the form states the accepted version) as a PDF.
 
 fpdf2 embeds a CJK TrueType font (default: WenQuanYi Micro Hei from Debian's
 fonts-wqy-microhei), so the Chinese text is real text that can be searched and copied.
@@ -31,6 +32,7 @@ class RegistrationForm:
     medical_tier: int | None
     agency: str
     approved_on: date
+    agency_notice_version: str
 
 
 def tier_label(tier: int | None) -> str:
@@ -72,7 +74,14 @@ def render(form: RegistrationForm, font_path: Path) -> bytes:
             row.cell(label)
             row.cell(value)
     pdf.ln(8)
-    pdf.multi_cell(0, 7, "本人承诺以上信息真实有效，已阅读《劳动事务代理人员须知》，自愿委托办理劳动事务代理。")
+    pdf.multi_cell(
+        0,
+        7,
+        (
+            "本人承诺以上信息真实有效，已阅读并同意《劳动事务代理人员须知》"
+            f"（版本：{form.agency_notice_version}），自愿委托办理劳动事务代理。"
+        ),
+    )
     pdf.ln(14)
     pdf.cell(95, 8, "申请人签名：____________________")
     pdf.cell(0, 8, "日期：______年____月____日", new_x=XPos.LMARGIN, new_y=YPos.NEXT)

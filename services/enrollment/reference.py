@@ -1,4 +1,4 @@
-"""Reference data an operator edits without a release: the notice text and the districts."""
+"""Reference data an operator edits without a release: the notice texts and the districts."""
 
 import re
 import tomllib
@@ -16,7 +16,8 @@ class HelpLine:
 
 @dataclass(frozen=True)
 class Notice:
-    """参保登记须知 (guide PART-4), with the help lines of guide Q8."""
+    """A versioned notice with the help lines of guide Q8: 参保登记须知 (guide PART-4) or
+    劳动事务代理人员须知 (guide PART-8)."""
 
     version: str
     title: str

@@ -13,6 +13,7 @@ from kernel.auth import CurrentPrincipal, Principal, require_role
 from kernel.problems import Refused
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
 from services.enrollment.documents import too_large
+from services.enrollment.reference import Notice
 from services.enrollment.rules import DOCUMENT_KINDS, Choices
 from services.enrollment.service import EnrollmentService
 from services.enrollment.status import StatusView
@@ -47,6 +48,10 @@ class NewApplication(ChoicesBody):
     notice_version: str | None = Field(default=None, max_length=40, description="已同意的须知版本")
 
 
+class AgencyNoticeAcceptance(StrictBody):
+    version: str = Field(min_length=1, max_length=40, description="已阅读并同意的《劳动事务代理人员须知》版本")
+
+
 class Correction(StrictBody):
     pension_tier: StrictInt | None = None
     medical_tier: StrictInt | None = None
@@ -77,9 +82,19 @@ Applicant = Annotated[Principal, require_role("applicant")]
 
 @router.get("/notice", summary="The current enrolment notice (参保登记须知) with the help lines")
 async def get_notice(request: Request) -> NoticeView:
-    n = request.app.state.enrollment_config.notice
+    return _notice_view(request.app.state.enrollment_config.notice)
+
+
+def _notice_view(n: Notice) -> NoticeView:
     lines = [HelpLineView(number=h.number, topic=h.topic) for h in n.help_lines]
     return NoticeView(version=n.version, title=n.title, body=n.body, help_lines=lines)
+
+
+@router.get(
+    "/agency-notice", summary="The current labour-affairs agency notice (劳动事务代理人员须知), read after approval"
+)
+async def get_agency_notice(request: Request) -> NoticeView:
+    return _notice_view(request.app.state.enrollment_config.agency_notice)
 
 
 @router.post("/applications", status_code=201, summary="Open an application: accept the notice, choose tiers")
@@ -179,9 +194,20 @@ async def submit_application(
     return await svc.status(application_id, principal)
 
 
+@router.post(
+    "/applications/{application_id}/agency-notice",
+    summary="Accept the labour-affairs agency notice (劳动事务代理人员须知) after approval; idempotent",
+)
+async def accept_agency_notice(
+    application_id: UUID, body: AgencyNoticeAcceptance, svc: Service, principal: CurrentPrincipal, request: Request
+) -> StatusView:
+    await svc.accept_agency_notice(application_id, principal, body.version, correlation_id(request))
+    return await svc.status(application_id, principal)
+
+
 @router.get(
     "/applications/{application_id}/registration-form.pdf",
-    summary="常州市劳动事务代理申请登记表 as PDF (after approval)",
+    summary="常州市劳动事务代理申请登记表 as PDF (after approval and the agency notice)",
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )

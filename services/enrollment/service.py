@@ -38,6 +38,7 @@ def stream_id(application_id: UUID) -> str:
 @dataclass(frozen=True)
 class EnrollmentConfig:
     notice: Notice
+    agency_notice: Notice
     districts: Districts
     policy: AgePolicy
     document_max_bytes: int
@@ -144,6 +145,14 @@ class EnrollmentService:
             await self._decide(application_id, principal, decide, cid)
         SUBMISSIONS.inc()
 
+    async def accept_agency_notice(self, application_id: UUID, principal: Principal, version: str, cid: str) -> None:
+        async def decide(_: Connection, app: domain.Application) -> list[Event]:
+            current = self.config.agency_notice.version
+            return list(domain.accept_agency_notice(app, version, current, datetime.now(UTC)))
+
+        with counted_refusals("accept_agency_notice"):
+            await self._decide(application_id, principal, decide, cid)
+
     # --- queries ----------------------------------------------------------------------------
 
     async def document(self, application_id: UUID, principal: Principal, kind: str) -> tuple[bytes, str]:
@@ -172,14 +181,13 @@ class EnrollmentService:
     async def registration_form(self, application_id: UUID, principal: Principal) -> bytes:
         app = await load(self.pool, self.store, application_id)
         owner_or_staff(app.applicant_id, principal)
-        if app.status != "approved" or app.submitted is None or app.approved_at is None:
-            raise Conflict("not_approved", "申请审核通过后方可打印《常州市劳动事务代理申请登记表》。")
-        data = registration_data(app, app.submitted, self.config.districts)
+        submitted, _, _ = domain.check_printable(app)
+        data = registration_data(app, submitted, self.config.districts)
         return await asyncio.to_thread(form.render, data, self.config.font_path)
 
 
 def registration_data(app: domain.Application, s: EnrollmentSubmitted, districts: Districts) -> form.RegistrationForm:
-    assert app.approved_at is not None
+    assert app.approved_at is not None and app.agency_notice_version is not None
     residence = districts.by_code.get(s.residence_district_code)
     return form.RegistrationForm(
         application_id=str(app.application_id),
@@ -195,6 +203,7 @@ def registration_data(app: domain.Application, s: EnrollmentSubmitted, districts
         medical_tier=s.medical_tier,
         agency=app.agency_name or districts.agency_name(app.agency_code or s.residence_district_code),
         approved_on=app.approved_at.astimezone(SHANGHAI).date(),
+        agency_notice_version=app.agency_notice_version,
     )
 
 

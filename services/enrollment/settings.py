@@ -34,6 +34,10 @@ class EnrollmentSettings(ServiceSettings):
     notice_file: Path = Field(
         default=PACKAGE_DIR / "notice.toml", validation_alias=AliasChoices("ENROLLMENT_NOTICE_FILE", "notice_file")
     )
+    agency_notice_file: Path = Field(
+        default=PACKAGE_DIR / "agency_notice.toml",
+        validation_alias=AliasChoices("ENROLLMENT_AGENCY_NOTICE_FILE", "agency_notice_file"),
+    )
     districts_file: Path = Field(
         default=PACKAGE_DIR / "districts.toml",
         validation_alias=AliasChoices("ENROLLMENT_DISTRICTS_FILE", "districts_file"),

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import (
+    AgencyNoticeAccepted,
     ApplicationApproved,
     ApplicationDrafted,
     ApplicationRejected,
@@ -42,6 +43,7 @@ FACT_TYPES: tuple[type[Event], ...] = (
     ApplicationUnderReview,
     ApplicationApproved,
     ApplicationRejected,
+    AgencyNoticeAccepted,
     ReviewCaseOpened,
     ReviewDecided,
     ContributionAccountOpened,
@@ -86,6 +88,8 @@ class StatusView(BaseModel):
     review_due_on: date | None = None
     review_reasons: list[ReasonView] = []
     decided_at: datetime | None = None
+    agency_notice_version: str | None = None
+    agency_notice_accepted_at: datetime | None = None
     notified: bool = False
     notified_at: datetime | None = None
     active_since: datetime | None = None
@@ -186,6 +190,11 @@ def _view(application_id: UUID, applicant: UUID | None, own: list[Fact], persona
         documents=sorted({f.event.kind for f in own if isinstance(f.event, DocumentUploaded)}),
     )
     _apply_choices(view, own)
+    agency_notice = next((f for f in own if isinstance(f.event, AgencyNoticeAccepted)), None)  # one per application
+    if agency_notice is not None:
+        assert isinstance(agency_notice.event, AgencyNoticeAccepted)
+        view.agency_notice_version = agency_notice.event.notice_version
+        view.agency_notice_accepted_at = agency_notice.at
     verified = [f for f in personal if isinstance(f.event, UserVerified)]
     view.timeline = _timeline(
         sorted({id(f): f for f in [*verified, *own, *sms, *payments]}.values(), key=Fact.sort_key)
@@ -244,6 +253,7 @@ def _entry(fact: Fact) -> TimelineEntry | None:
         ApplicationUnderReview: ("review_opened", "受理机构已受理，审核中"),
         ApplicationApproved: ("approved", "审核通过"),
         ApplicationRejected: ("rejected", "审核不通过"),
+        AgencyNoticeAccepted: ("agency_notice_accepted", "阅读劳动事务代理人员须知"),
         ContributionAccountOpened: ("account_opened", "开立缴费账户"),
         PaymentSettled: ("payment_settled", "缴费成功"),
         SmsSent: ("sms_sent", "短信通知已发送"),

@@ -100,6 +100,16 @@ class Person:
         answer = self.enrollment.post(f"/v1/applications/{application_id}/submit", headers=self.auth)
         assert answer.status_code in (200, 201, 202), answer.text
 
+    def read_agency_notice(self, application_id: str) -> dict[str, Any]:
+        """Guide PART-8: after approval, read and accept 《劳动事务代理人员须知》 (before the form)."""
+        notice = self.enrollment.get("/v1/agency-notice")
+        assert notice.status_code == 200 and notice.json()["title"] == "劳动事务代理人员须知", notice.text
+        body = {"version": notice.json()["version"]}
+        answer = self.enrollment.post(f"/v1/applications/{application_id}/agency-notice", json=body, headers=self.auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["agency_notice_version"] == body["version"]
+        return answer.json()  # type: ignore[no-any-return]
+
     def status(self, application_id: str) -> dict[str, Any]:
         answer = self.enrollment.get(f"/v1/applications/{application_id}", headers=self.auth)
         assert answer.status_code == 200, answer.text
@@ -196,7 +206,7 @@ def test_apply_review_approve_sms_status_and_registration_form(system: dict[str,
     assert early.status_code == 422 and early.json()["code"] == "documents_missing"
     upload_changzhou_documents(person, application_id)
     form = person.enrollment.get(f"/v1/applications/{application_id}/registration-form.pdf", headers=person.auth)
-    assert form.status_code == 409
+    assert form.status_code == 409 and form.json()["code"] == "not_approved"
     person.submit(application_id)
 
     # 新北区's reviewer (the residence district's agency) decides; 天宁区's may not even read the case.
@@ -225,10 +235,16 @@ def test_apply_review_approve_sms_status_and_registration_form(system: dict[str,
     assert positions == sorted(positions), kinds
     assert kinds.count("approved") == 1 and "sms_sent" in kinds
 
-    pdf = person.enrollment.get(f"/v1/applications/{application_id}/registration-form.pdf", headers=person.auth)
+    url = f"/v1/applications/{application_id}/registration-form.pdf"
+    unread = person.enrollment.get(url, headers=person.auth)
+    assert unread.status_code == 409 and unread.json()["code"] == "agency_notice_not_read", unread.text
+    view = person.read_agency_notice(application_id)
+    assert "agency_notice_accepted" in [entry["kind"] for entry in view["timeline"]]
+    pdf = person.enrollment.get(url, headers=person.auth)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "陈静" in text and "常州市劳动事务代理申请登记表" in text.replace(" ", "")
+    assert f"版本：{view['agency_notice_version']}" in text.replace(" ", "")
 
 
 def test_rejected_then_corrected_resubmitted_and_approved(system: dict[str, ServiceProcess]) -> None:

@@ -392,6 +392,7 @@ def test_enrollment_status_survives_a_crash_of_enrollment(system: dict[str, Serv
     assert stored_events(system, "enrollment", "ApplicationApproved", "application_id", application_id) == 1
     assert timeline_kinds(person.status(application_id)) == kinds
 
+    person.read_agency_notice(application_id)  # guide PART-8: before the registration form
     pdf = person.enrollment.get(f"/v1/applications/{application_id}/registration-form.pdf", headers=person.auth)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)

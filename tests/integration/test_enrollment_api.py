@@ -143,6 +143,11 @@ async def ready_application(e: Enrollment, user_id: UUID) -> str:
     return app_id
 
 
+async def accept_agency_notice(e: Enrollment, user_id: UUID, app_id: str, version: str) -> httpx.Response:
+    body = {"version": version}
+    return await e.http.post(f"/v1/applications/{app_id}/agency-notice", json=body, headers=e.auth(user_id))
+
+
 async def status_of(e: Enrollment, user_id: UUID, app_id: str) -> dict[str, Any]:
     response = await e.http.get(f"/v1/applications/{app_id}", headers=e.auth(user_id))
     assert response.status_code == 200, response.text
@@ -216,10 +221,20 @@ async def test_the_journey_from_verified_person_to_active_with_the_registration_
 
     await eventually(notified, "notified after SmsSent")
 
+    unread = await e.http.get(f"/v1/applications/{app_id}/registration-form.pdf", headers=e.auth(user_id))
+    assert unread.status_code == 409 and unread.json()["code"] == "agency_notice_not_read"
+    agency_notice = (await e.http.get("/v1/agency-notice")).json()
+    assert agency_notice["title"] == "劳动事务代理人员须知"
+    accepted = await accept_agency_notice(e, user_id, app_id, agency_notice["version"])
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["agency_notice_version"] == agency_notice["version"]
+    assert accepted.json()["agency_notice_accepted_at"] is not None
+
     form = await e.http.get(f"/v1/applications/{app_id}/registration-form.pdf", headers=e.auth(user_id))
     assert form.status_code == 200 and form.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(form.content)).pages)
     assert "钱七" in text and "常州市劳动事务代理申请登记表" in text and "新北区劳动就业管理机构" in text
+    assert f"版本：{agency_notice['version']}" in text  # the form states the accepted notice version
     assert "13912345678" not in text  # the phone is masked on the form
 
     bill_id = uuid4()
@@ -232,6 +247,7 @@ async def test_the_journey_from_verified_person_to_active_with_the_registration_
     view = await wait_status(e, user_id, app_id, "active", 1)
     kinds = [t["kind"] for t in view["timeline"]]
     assert kinds[:3] == ["verified", "notice_accepted", "drafted"] and kinds[-1] == "payment_settled"
+    assert kinds.index("approved") < kinds.index("agency_notice_accepted")
     mine = await e.http.get("/v1/applications?mine=true", headers=e.auth(user_id))
     assert [a["application_id"] for a in mine.json()] == [app_id]
     again = await open_application(e, user_id)
@@ -342,3 +358,40 @@ async def test_a_submitted_application_is_not_submitted_twice(enrollment: Enroll
     assert (second.status_code, second.json()["code"]) == (409, "already_submitted")
     patch = await e.http.patch(f"/v1/applications/{app_id}", json={"pension_tier": 1}, headers=e.auth(user_id))
     assert (patch.status_code, patch.json()["code"]) == (409, "not_editable")
+
+
+async def test_the_agency_notice_is_accepted_after_approval_once_by_the_owner(enrollment: Enrollment) -> None:
+    e, user_id, stranger = enrollment, uuid4(), uuid4()
+    await seed_person(e, user_id)
+    app_id = await ready_application(e, user_id)
+    version = (await e.http.get("/v1/agency-notice")).json()["version"]
+    url = f"/v1/applications/{app_id}"
+
+    early = await accept_agency_notice(e, user_id, app_id, version)
+    assert (early.status_code, early.json()["code"]) == (409, "not_approved")
+    assert (await e.http.post(f"{url}/submit", headers=e.auth(user_id))).status_code == 200
+    await decide(e, user_id, app_id, 1, "approved")
+    await wait_status(e, user_id, app_id, "approved", 1)
+
+    form = await e.http.get(f"{url}/registration-form.pdf", headers=e.auth(uuid4(), "reviewer"))
+    assert (form.status_code, form.json()["code"]) == (409, "agency_notice_not_read")
+    outdated = await accept_agency_notice(e, user_id, app_id, "2019-01")
+    assert (outdated.status_code, outdated.json()["code"]) == (422, "notice_outdated")
+    assert outdated.json()["current_version"] == version
+    empty = await e.http.post(f"{url}/agency-notice", json={}, headers=e.auth(user_id))
+    assert (empty.status_code, empty.json()["code"]) == (422, "invalid_request")
+    other = await accept_agency_notice(e, stranger, app_id, version)
+    assert (other.status_code, other.json()["code"]) == (403, "not_your_application")
+    anonymous = await e.http.post(f"{url}/agency-notice", json={"version": version})
+    assert anonymous.status_code == 401
+
+    first = await accept_agency_notice(e, user_id, app_id, version)
+    assert first.status_code == 200, first.text
+    again = await accept_agency_notice(e, user_id, app_id, version)
+    assert again.status_code == 200  # idempotent: the same view, no second event
+    assert again.json()["agency_notice_accepted_at"] == first.json()["agency_notice_accepted_at"]
+    history = await e.runtime.store.load(e.runtime.pool, f"application-{app_id}")
+    assert [h.event_type for h in history].count("AgencyNoticeAccepted") == 1
+    assert [t["kind"] for t in again.json()["timeline"]].count("agency_notice_accepted") == 1
+    printed = await e.http.get(f"{url}/registration-form.pdf", headers=e.auth(user_id))
+    assert printed.status_code == 200 and printed.content.startswith(b"%PDF")

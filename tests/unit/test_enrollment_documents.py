@@ -61,6 +61,9 @@ async def test_the_blob_store_is_content_addressed_and_leaves_no_temporary_files
 def test_reference_data() -> None:
     notice = load_notice(PACKAGE_DIR / "notice.toml")
     assert notice.version and "12333" in {h.number for h in notice.help_lines}
+    agency_notice = load_notice(PACKAGE_DIR / "agency_notice.toml")
+    assert agency_notice.title == "劳动事务代理人员须知" and "补缴、停保" in agency_notice.body
+    assert {h.number for h in agency_notice.help_lines} == {"12333", "96888732"}
     districts = load_districts(PACKAGE_DIR / "districts.toml")
     assert set(districts.by_code) == {"320402", "320404", "320411", "320412", "320413", "320481"}
     assert districts.agency_name("320412") == "武进区劳动就业管理机构" and districts.agency_name("X1") == "X1"
@@ -72,12 +75,21 @@ def test_the_registration_form_is_a_pdf_with_chinese_text() -> None:
         application_id="a-1", name="孙八", id_number_masked="3204**********1234", gender="female",
         birth_date=date(1988, 6, 15), phone_masked="+86139****5678", household_kind="jiangsu_resident",
         household_region="江苏省昆山市", residence_district="常州市钟楼区", pension_tier=None, medical_tier=5,
-        agency="钟楼区劳动就业管理机构", approved_on=date(2025, 3, 3),
+        agency="钟楼区劳动就业管理机构", approved_on=date(2025, 3, 3), agency_notice_version="2020-12",
     )  # fmt: skip
     pdf = render(form, EnrollmentSettings().pdf_font_path)
     assert pdf.startswith(b"%PDF")
     text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
-    for expected in ("孙八", "常州市劳动事务代理申请登记表", "五档", "省内外市户籍", "申请人签名", "2025年03月03日"):
+    for expected in (
+        "孙八",
+        "常州市劳动事务代理申请登记表",
+        "五档",
+        "省内外市户籍",
+        "申请人签名",
+        "2025年03月03日",
+        "劳动事务代理人员须知",
+        "版本：2020-12",
+    ):
         assert expected in text
     assert tier_label(None) == "无"
 
@@ -87,12 +99,19 @@ async def test_the_app_publishes_its_api_and_the_notice_without_infrastructure()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://e") as http:
         paths = (await http.get("/openapi.json")).json()["paths"]
         notice = (await http.get("/v1/notice")).json()
-    assert {"/v1/applications/{application_id}/submit", "/v1/back-payments", "/v1/suspensions"} <= set(paths)
+        agency_notice = (await http.get("/v1/agency-notice")).json()
+    assert {
+        "/v1/applications/{application_id}/submit",
+        "/v1/applications/{application_id}/agency-notice",
+        "/v1/back-payments",
+        "/v1/suspensions",
+    } <= set(paths)
     assert (
         "multipart/form-data"
         in paths["/v1/applications/{application_id}/documents/{kind}"]["put"]["requestBody"]["content"]
     )
     assert notice["title"] == "灵活就业人员参保登记须知"
+    assert agency_notice["title"] == "劳动事务代理人员须知" and agency_notice["version"]
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

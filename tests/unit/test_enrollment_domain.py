@@ -265,3 +265,24 @@ def test_the_agency_named_by_review_is_kept_for_the_registration_form() -> None:
     under = domain.on_case_opened(stream.state, named)
     assert under is not None
     assert stream.add(under).agency_name == "新北区劳动就业管理中心"
+
+
+def test_the_agency_notice_is_read_after_approval_once_before_the_form_can_be_printed() -> None:
+    stream, _ = submitted_stream()
+    app = stream.state
+    problem = refusal(domain.accept_agency_notice, app, "2020-12", "2020-12", NOW)
+    assert (problem.code, problem.status) == ("not_approved", 409)
+    assert refusal(domain.check_printable, app).code == "not_approved"
+    approved = domain.on_decided(app, review(app, 1, "approved"))
+    assert approved is not None
+    app = stream.add(approved)
+    problem = refusal(domain.check_printable, app)
+    assert (problem.code, problem.status) == ("agency_notice_not_read", 409)
+    problem = refusal(domain.accept_agency_notice, app, "2019-01", "2020-12", NOW)
+    assert (problem.code, problem.status) == ("notice_outdated", 422)
+    (accepted,) = domain.accept_agency_notice(app, "2020-12", "2020-12", NOW)
+    app = stream.add(accepted)
+    assert (app.agency_notice_version, app.agency_notice_accepted_at) == ("2020-12", NOW)
+    assert domain.accept_agency_notice(app, "2020-12", "2020-12", NOW) == []  # idempotent: no new event
+    submitted, approved_at, version = domain.check_printable(app)
+    assert submitted.attempt == 1 and approved_at == approved.decided_at and version == "2020-12"

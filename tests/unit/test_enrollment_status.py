@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import (
+    AgencyNoticeAccepted,
     ApplicationApproved,
     ApplicationDrafted,
     ApplicationRejected,
@@ -158,6 +159,7 @@ def journey() -> Journey:
     j.app(ApplicationDrafted(**j.ids, **choices(4), drafted_at=j.at()))
     j.app(submitted(j, 2, 4))
     reviewed(j, 2, "approved")
+    j.app(AgencyNoticeAccepted(**j.ids, notice_version="2020-12", accepted_at=j.at()))
     account_id, bill_id = uuid4(), uuid4()
     j.add(
         ContributionAccountOpened(
@@ -195,6 +197,9 @@ def test_the_journey_in_order_ends_active_with_its_history() -> None:
     assert kinds[:3] == ["verified", "notice_accepted", "drafted"]
     assert kinds.count("rejected") == 1 and kinds.count("approved") == 1  # review facts and copies once
     assert kinds.count("sms_sent") == 2 and kinds[-1] == "payment_settled"
+    assert kinds.index("approved") < kinds.index("agency_notice_accepted") < kinds.index("payment_settled")
+    assert view.agency_notice_version == "2020-12" and view.agency_notice_accepted_at is not None
+    assert "阅读劳动事务代理人员须知" in [e.label for e in view.timeline]
     assert [e.at for e in view.timeline] == sorted(e.at for e in view.timeline)
 
 
