@@ -34,8 +34,7 @@ CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 install: $(VENV)/.installed
 	@$(LOCAL)/postgres.sh install
 	@$(LOCAL)/kafka.sh install
-	@test -f $(CJK_FONT) || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
-	  sh -c 'apt-get update -q && apt-get install -y -q fonts-wqy-microhei'; }
+	@test -f $(CJK_FONT) || $(LOCAL)/apt.sh fonts-wqy-microhei
 
 infra-up:
 	@$(LOCAL)/postgres.sh start

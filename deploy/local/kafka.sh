@@ -16,13 +16,7 @@ PORT="${KAFKA_PORT:-19092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
 LOCAL="127.0.0.1:$PORT"
 
-# Runs apt-get as root, or through sudo when we are not root.
-apt_install() {
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
+apt_install() { "$ROOT/deploy/local/apt.sh" "$@"; }
 
 # True when something accepts TCP connections on 127.0.0.1:$1 (bash's /dev/tcp, no nc needed).
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

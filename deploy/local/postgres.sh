@@ -11,12 +11,7 @@ LOG="$RUN/postgres.log"
 PORT="${PGPORT:-55432}"
 URL="postgresql://flexenroll@127.0.0.1:$PORT/flexenroll"
 
-apt_install() {
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-}
+apt_install() { "$ROOT/deploy/local/apt.sh" "$@"; }
 
 # Newest installed server version's bin dir (Debian keeps each major in its own folder).
 bindir() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
