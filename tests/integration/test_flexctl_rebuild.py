@@ -10,7 +10,7 @@ the view live processing gave, keep what arrived meanwhile, and leave no table b
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -21,8 +21,7 @@ from typer.testing import CliRunner
 
 from contracts.envelope import Envelope
 from contracts.events import topic_of
-from contracts.events.enrollment import ApplicationDrafted, DocumentUploaded, NoticeAccepted
-from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.identity import UserRegistered
 from contracts.events.payment import PaymentSettled
 from contracts.topics import EVENT_TOPICS, dlq_topic
 from kernel.consumer import IdempotentConsumer
@@ -35,7 +34,7 @@ from services.enrollment import projections
 from services.enrollment.handlers import STATUS_HANDLERS
 from services.enrollment.status import fold
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, topic, unique_name
-from tests.unit.test_enrollment_status import DOCS, SHA, START, Journey, choices, reviewed, submitted
+from tests.unit.test_enrollment_status import START, Journey, reviewed, verified_and_submitted
 
 PHONE = "+8613912345678"  # UserRegistered carries the full number; EnrollmentSubmitted another one
 
@@ -45,25 +44,7 @@ def small_journey() -> Journey:
     j = Journey()
     user = f"user-{j.applicant_id}"
     j.add(UserRegistered(user_id=j.applicant_id, phone=PHONE, role="applicant", registered_at=j.at()), user, "identity")
-    j.add(
-        UserVerified(
-            user_id=j.applicant_id, name="王五", id_number_masked="3204**********1234", birth_date=date(1990, 1, 1),
-            gender="male", id_region_code="320402", provider="local", verified_at=j.at(),
-        ),
-        user,
-        "identity",
-    )  # fmt: skip
-    at = j.at()
-    j.app(NoticeAccepted(**j.ids, notice_version="2020-12", accepted_at=at))
-    j.app(ApplicationDrafted(**j.ids, **choices(3), drafted_at=at))
-    for kind in DOCS:
-        j.app(
-            DocumentUploaded(
-                application_id=j.application_id, kind=kind, sha256=SHA, content_type="image/png",
-                size_bytes=100, blob_ref=f"sha256/{SHA}", uploaded_at=j.at(),
-            )
-        )  # fmt: skip
-    j.app(submitted(j, 1, 3))
+    verified_and_submitted(j)
     reviewed(j, 1, "approved")
     return j
 

@@ -133,9 +133,8 @@ def reviewed(j: Journey, attempt: int, decision: str) -> None:
     )  # fmt: skip
 
 
-def journey() -> Journey:
-    """verify → apply → upload → submit → rejected → correct → resubmit → approved → paid."""
-    j = Journey()
+def verified_and_submitted(j: Journey) -> None:
+    """verify → accept the notice → draft (tier 3) → upload every document → submit (attempt 1)."""
     j.add(
         UserVerified(
             user_id=j.applicant_id, name="王五", id_number_masked="3204**********1234", birth_date=date(1990, 1, 1),
@@ -155,6 +154,12 @@ def journey() -> Journey:
             )
         )  # fmt: skip
     j.app(submitted(j, 1, 3))
+
+
+def journey() -> Journey:
+    """verify → apply → upload → submit → rejected → correct → resubmit → approved → paid."""
+    j = Journey()
+    verified_and_submitted(j)
     reviewed(j, 1, "rejected")
     j.app(ApplicationDrafted(**j.ids, **choices(4), drafted_at=j.at()))
     j.app(submitted(j, 2, 4))
