@@ -128,7 +128,7 @@ class EventStore:
                 "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, first - 1
             ):
                 raise ConcurrencyError(stream_id, first - 1)
-        columns = _columns(envelopes)
+        columns = envelope_columns(envelopes)
         kinds = sorted(published)
         try:
             await conn.execute(_APPEND, *columns, [k[0] for k in kinds], [k[1] for k in kinds])
@@ -172,7 +172,10 @@ def _first_versions(envelopes: Sequence[Envelope]) -> dict[str, int]:
     return first
 
 
-def _columns(envelopes: Sequence[Envelope]) -> list[list[Any]]:
+def envelope_columns(envelopes: Sequence[Envelope]) -> list[list[Any]]:
+    """Envelopes as column arrays for an `unnest` insert, in the order of the events table:
+    event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
+    correlation_id, causation_id, data."""
     return [
         [e.event_id for e in envelopes],
         [e.stream_id for e in envelopes],

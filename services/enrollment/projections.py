@@ -9,6 +9,7 @@ import asyncpg
 from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered, UserVerified
 from kernel.db import Connection, Executor
+from kernel.eventstore import envelope_columns
 from services.enrollment.domain import Person
 from services.enrollment.status import links
 
@@ -47,10 +48,10 @@ async def person(conn: Executor, user_id: UUID) -> Person | None:
 # --- facts of the status projection ------------------------------------------------------------
 
 _INSERT_FACTS = """
-INSERT INTO {table} (event_id, event_type, schema_version, stream_id, stream_version, occurred_at,
-                          producer, correlation_id, causation_id, application_id, person_id, data)
+INSERT INTO {table} (event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
+                     correlation_id, causation_id, data, producer, application_id, person_id)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timestamptz[],
-                     $7::text[], $8::text[], $9::text[], $10::uuid[], $11::uuid[], $12::jsonb[])
+                     $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::uuid[], $12::uuid[])
 ON CONFLICT (event_id) DO NOTHING
 """
 _FACT_COLUMNS = (
@@ -67,18 +68,10 @@ async def record_facts(conn: Connection, envelopes: Sequence[Envelope], *, table
         return
     keys = [links(e) for e in envelopes]
     columns = [
-        [e.event_id for e in envelopes],
-        [e.event_type for e in envelopes],
-        [e.schema_version for e in envelopes],
-        [e.stream_id for e in envelopes],
-        [e.stream_version for e in envelopes],
-        [e.occurred_at for e in envelopes],
+        *envelope_columns(envelopes),  # the envelope as the event store keeps it, then the links
         [e.producer for e in envelopes],
-        [e.correlation_id for e in envelopes],
-        [e.causation_id for e in envelopes],
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [e.data for e in envelopes],
     ]
     await conn.execute(_INSERT_FACTS.format(table=table), *columns)
 

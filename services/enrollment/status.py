@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from contracts.envelope import Envelope
 from contracts.events.base import Event
+from contracts.events.enrollment import EVENTS as ENROLLMENT_EVENTS
 from contracts.events.enrollment import (
     AgencyNoticeAccepted,
     ApplicationApproved,
@@ -34,16 +35,10 @@ from services.enrollment.rules import DOCUMENT_LABELS
 
 ViewStatus = Literal["draft", "submitted", "under_review", "approved", "rejected", "active"]
 
+# Everything enrollment decides, plus the other services' facts the status is made of.
 FACT_TYPES: tuple[type[Event], ...] = (
     UserVerified,
-    NoticeAccepted,
-    ApplicationDrafted,
-    DocumentUploaded,
-    EnrollmentSubmitted,
-    ApplicationUnderReview,
-    ApplicationApproved,
-    ApplicationRejected,
-    AgencyNoticeAccepted,
+    *ENROLLMENT_EVENTS,
     ReviewCaseOpened,
     ReviewDecided,
     ContributionAccountOpened,
