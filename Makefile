@@ -1,4 +1,4 @@
-# Local development without Docker (design §8). `make up` = install + infra + services.
+# Local development without Docker (deploy/local/README.md). `make up` = install + infra + services.
 # All runtime state (database cluster, broker storage, logs, pid files) lives in .run/.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

@@ -1,4 +1,4 @@
-"""The one JSON envelope every message value carries (design §3)."""
+"""The one JSON envelope every message value carries (docs/downstream.md: "The envelope")."""
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,4 @@
-"""Topic names (design §3): one event topic per service, one dead-letter topic per consumer."""
+"""Topic names (docs/downstream.md: "Topics"): one event topic per service, one dead-letter topic per consumer."""
 
 from typing import Final
 

@@ -1,4 +1,9 @@
-"""Bearer tokens (JWT, HS256) issued by identity and checked by every service."""
+"""Bearer tokens (JWT, HS256) issued by identity and checked by every service.
+
+A token names a person, a role and, for staff, an optional `scope`: the organisational unit they
+are limited to. The kernel only carries the scope; what it means is the consuming service's
+business (review reads it as the reviewer's accepting agency and shows only its cases).
+"""
 
 import re
 from dataclasses import dataclass
@@ -16,28 +21,29 @@ Role = Literal["applicant", "reviewer", "operator"]
 ROLES: tuple[Role, ...] = ("applicant", "reviewer", "operator")
 _ALGORITHM = "HS256"
 _ISSUER = "flexenroll-identity"
-# An accepting agency's code (受理机构, GB/T 2260 style: six digits), e.g. "320411".
-AGENCY_CODE = re.compile(r"^[0-9]{6}$")
+STAFF_ROLES: tuple[Role, ...] = ("reviewer", "operator")
+# Short and plain, so that it can be logged, compared and put in a URL without escaping.
+SCOPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 @dataclass(frozen=True)
 class Principal:
     user_id: UUID
     role: Role
-    # The agency a reviewer works at: they see and decide only its cases. None: every agency's
-    # (a city-level reviewer, every operator). Applicants and operators never carry one.
-    agency_code: str | None = None
+    # The unit a staff member is limited to (None: not limited). Applicants never carry one: what
+    # they may see is decided by ownership, not by a scope.
+    scope: str | None = None
 
     def __post_init__(self) -> None:
-        if self.agency_code is not None:
-            if self.role != "reviewer":
-                raise ValueError(f"a {self.role} carries no agency")
-            if not AGENCY_CODE.fullmatch(self.agency_code):
-                raise ValueError(f"agency code {self.agency_code!r} is not six digits")
+        if self.scope is not None:
+            if not self.is_staff:
+                raise ValueError(f"a {self.role} carries no scope")
+            if not SCOPE.fullmatch(self.scope):
+                raise ValueError(f"scope {self.scope!r} is not a plain short name")
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("reviewer", "operator")
+        return self.role in STAFF_ROLES
 
 
 def issue_token(principal: Principal, secret: str, ttl_seconds: int, now: datetime | None = None) -> str:
@@ -49,8 +55,8 @@ def issue_token(principal: Principal, secret: str, ttl_seconds: int, now: dateti
         "iat": issued,
         "exp": issued + timedelta(seconds=ttl_seconds),
     }
-    if principal.agency_code is not None:  # absent otherwise: tokens without it stay as they were
-        claims["agency"] = principal.agency_code
+    if principal.scope is not None:  # absent otherwise: an unlimited principal
+        claims["scope"] = principal.scope
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
@@ -60,11 +66,11 @@ def read_token(token: str, secret: str) -> Principal:
         role = claims.get("role")
         if role not in ROLES:
             raise jwt.InvalidTokenError("unknown role")
-        agency = claims.get("agency")
-        if agency is not None and not isinstance(agency, str):
-            raise jwt.InvalidTokenError("agency is not a string")
-        # ValueError (an agency on a non-reviewer, a malformed code) is an invalid token too.
-        return Principal(user_id=UUID(claims["sub"]), role=role, agency_code=agency)
+        scope = claims.get("scope")
+        if scope is not None and not isinstance(scope, str):
+            raise jwt.InvalidTokenError("scope is not a string")
+        # ValueError (a scope on an applicant, a malformed one) is an invalid token too.
+        return Principal(user_id=UUID(claims["sub"]), role=role, scope=scope)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token_expired", "登录已过期，请重新登录。") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Idempotent, batching Kafka consumer for FastStream subscribers (design §4).
+"""Idempotent, batching Kafka consumer for FastStream subscribers (README: "Delivery guarantees").
 
 For each batch: one database transaction records every new event_id of the batch in
 `processed_events` and runs the handlers' effects; Kafka offsets are committed only after that
@@ -202,3 +202,15 @@ def subscribe(
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         await consumer.handle_batch(raw if isinstance(raw, tuple) else (raw,))
+
+
+async def forget_dead_letters(pool: asyncpg.Pool, consumer: str, event_ids: Sequence[Any]) -> int:
+    """Clear a consumer's record that it dead-lettered these events, so that when an operator sends
+    them back to their topic (`flexctl dlq retry`) that consumer handles them again. Handled events
+    stay recorded: a retry never makes a consumer do twice what it did. Returns how many were cleared."""
+    status = await pool.execute(
+        "DELETE FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[]) AND outcome = 'dead_lettered'",
+        consumer,
+        list(event_ids),
+    )
+    return int(status.split()[-1])

@@ -87,23 +87,16 @@ class EventStore:
         """
         if not events:
             return []
-        occurred = now or datetime.now(UTC)
-        envelopes = [
-            Envelope(
-                event_id=uuid4(),
-                event_type=e.event_type,
-                schema_version=e.schema_version,
-                stream_id=stream_id,
-                stream_version=expected_version + i,
-                occurred_at=occurred,
-                producer=self.producer,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                data=e.payload(),
-            )
-            for i, e in enumerate(events, start=1)
-        ]
-        await self.append_envelopes(conn, envelopes, {(e.event_type, e.schema_version) for e in events if e.public})
+        envelopes = new_envelopes(
+            self.producer,
+            stream_id,
+            expected_version,
+            events,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            now=now,
+        )
+        await self.append_envelopes(conn, envelopes, published_kinds(events))
         return envelopes
 
     async def append_envelopes(
@@ -163,6 +156,42 @@ class EventStore:
     async def stream_version(self, conn: Executor, stream_id: str) -> int:
         version = await conn.fetchval("SELECT max(stream_version) FROM events WHERE stream_id = $1", stream_id)
         return int(version or 0)
+
+
+def new_envelopes(
+    producer: str,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[Event],
+    *,
+    correlation_id: str,
+    causation_id: str | None = None,
+    now: datetime | None = None,
+) -> list[Envelope]:
+    """The envelopes an append after `expected_version` stores: consecutive versions, one
+    instant, one correlation. Every event log builds them here, so that the in-memory one
+    (`kernel.memory`) cannot drift from this store."""
+    occurred = now or datetime.now(UTC)
+    return [
+        Envelope(
+            event_id=uuid4(),
+            event_type=e.event_type,
+            schema_version=e.schema_version,
+            stream_id=stream_id,
+            stream_version=expected_version + i,
+            occurred_at=occurred,
+            producer=producer,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            data=e.payload(),
+        )
+        for i, e in enumerate(events, start=1)
+    ]
+
+
+def published_kinds(events: Sequence[Event]) -> set[tuple[str, int]]:
+    """The (event_type, schema_version) pairs of `events` that go to the service's topic."""
+    return {(e.event_type, e.schema_version) for e in events if e.public}
 
 
 def _first_versions(envelopes: Sequence[Envelope]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""JSON logs through structlog, with personal data masked wherever it appears (design §3)."""
+"""JSON logs through structlog, with personal data masked wherever it appears (docs/downstream.md: "The envelope")."""
 
 import logging
 import re
@@ -8,17 +8,20 @@ from typing import Any
 
 import structlog
 
+from contracts.events.base import mask_id_number, mask_phone
+
 # An 18-character resident ID number (GB 11643) or a 15-digit old one; a mainland mobile
 # number, with or without +86. Masked in every string a log line carries, keys included.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_OLD_ID_NUMBER = re.compile(r"(?<!\d)(\d{4})\d{8}(\d{3})(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_OLD_ID_NUMBER = re.compile(r"(?<!\d)\d{15}(?!\d)")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
 
 
 def mask_text(text: str) -> str:
-    text = _ID_NUMBER.sub(lambda m: f"{m[1]}{'*' * 10}{m[2]}", text)
-    text = _OLD_ID_NUMBER.sub(lambda m: f"{m[1]}{'*' * 8}{m[2]}", text)
-    return _MOBILE.sub(lambda m: f"{m[1]}****{m[2]}", text)
+    """Every ID or mobile number in `text`, in the masked forms events use (contracts.events.base)."""
+    text = _ID_NUMBER.sub(lambda m: mask_id_number(m[0]), text)
+    text = _OLD_ID_NUMBER.sub(lambda m: mask_id_number(m[0]), text)
+    return _MOBILE.sub(lambda m: mask_phone(m[0]), text)
 
 
 def _mask(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """The outbox relay: publishes every committed event to the service's topic, at least once.
 
-Guarantees (design §4):
+Guarantees (README: "Delivery guarantees"):
 - nothing is lost between commit and publish: an outbox row is deleted only after the broker
   acknowledged its event (acks=all, idempotent producer); a relay that dies in between sends
   the same stored envelope again on restart, with the same event_id;
@@ -52,6 +52,18 @@ async def publish(producer: AIOKafkaProducer, topic: str, envelopes: Sequence[En
         for e in envelopes
     ]
     await asyncio.gather(*futures)
+
+
+async def requeue_all(pool: asyncpg.Pool) -> int:
+    """Queue every stored event of the service for publishing again (same event ids: consumers
+    ignore what they have), for an operator repairing a topic (`flexctl republish`). The running
+    relay sends them. Returns how many were not queued already."""
+    return int(
+        await pool.fetchval(
+            "WITH q AS (INSERT INTO outbox (position) SELECT position FROM events "
+            "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM q"
+        )
+    )
 
 
 class OutboxRelay:

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -21,6 +21,53 @@ from kernel.settings import ServiceSettings
 from kernel.web import install_correlation, install_operational_routes, install_problem_handlers
 
 log = get_logger(__name__)
+
+
+class Storage(Protocol):
+    """Where a service layer keeps its data: its event store, and the pool (open once the
+    service has started; a request or a message never arrives before)."""
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+
+@dataclass(frozen=True)
+class OpenStorage:
+    """Storage already open: for operators' commands and tests that hold a pool themselves."""
+
+    pool: asyncpg.Pool
+    store: EventStore
+
+
+@dataclass(frozen=True)
+class StoreOnly:
+    """Storage without a pool: for a test of handlers that must work only on the consumer's
+    connection (one that reaches for the pool fails loudly)."""
+
+    store: EventStore
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        raise AssertionError("this code must work on the connection it was given, not on the pool")
+
+
+class ServiceLayer:
+    """Base of every `<Name>Service`: built in `app.py` with the runtime as its storage, before the
+    runtime starts, so that handlers and routes can be given the same instance."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.storage.pool
+
+    @property
+    def store(self) -> EventStore:
+        return self.storage.store
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """Settings from the environment (pydantic-settings); the defaults are the local `make up` setup."""
 
 import os
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.reference import DEFAULT_DISTRICTS_FILE
 
 SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment": 8004, "notify": 8005}
 
@@ -12,7 +15,9 @@ class ServiceSettings(BaseSettings):
     """What every service needs. A service subclasses this for its own knobs.
 
     Shared variables are unprefixed (DATABASE_URL, KAFKA_BOOTSTRAP, JWT_SECRET) so one `.env`
-    serves the whole system; a service's own knobs use its prefix, e.g. IDENTITY_PORT.
+    serves the whole system. A service's own knobs are fields named `<service>_<knob>` in its
+    subclass, so that their variables carry the service's prefix (REVIEW_DUE_WORKING_DAYS) with
+    no aliases; see docs/service-anatomy.md.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -28,11 +33,14 @@ class ServiceSettings(BaseSettings):
     port: int = 0
     log_level: str = "INFO"
     log_json: bool = True
-    # Batching (design §4): commits are the scarce resource, so relay and consumers work in
+    # Batching (README: "Delivery guarantees"): commits are the scarce resource, so relay and consumers work in
     # batches, bounded in size and in wait so that latency stays low at light load.
     batch_max: int = Field(default=200, ge=1, le=5000)
     batch_wait_ms: int = Field(default=20, ge=0, le=5000)
     consumer_max_attempts: int = Field(default=3, ge=1, le=20)
+    # Changzhou's districts and their accepting agencies: one reference file for every service
+    # that needs it (contracts/reference/districts.toml unless an operator points elsewhere).
+    districts_file: Path = DEFAULT_DISTRICTS_FILE
     relay_enabled: bool = True
     consumers_enabled: bool = True
     # Isolation (tests, a second environment on one cluster): another schema, other consumer

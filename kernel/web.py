@@ -1,13 +1,13 @@
 """The HTTP shell every service shares: problem details, correlation ids, health and metrics."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 from uuid import uuid4
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,9 +45,34 @@ _HTTP_CODES = {
     415: ("unsupported_media_type", "不支持的内容类型。"),
 }
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemDetails, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in (401, 403, 404, 409, 422)
+# What each refusal means to a caller of any route. Only under problem+json, the media type the
+# handlers below answer with: a `model` would also declare an application/json body that is never sent.
+_PROBLEM_MEANINGS = {
+    400: "The body could not be parsed (e.g. not valid JSON).",
+    401: "Not logged in, or the token is invalid or expired.",
+    403: "Logged in, but not allowed to do this.",
+    404: "No such resource (or not one of yours).",
+    409: "Conflicts with the resource's current state.",
+    413: "The upload is larger than allowed.",
+    415: "The upload's content is not of an accepted type.",
+    422: "The request is well-formed but refused: invalid fields or a rule of the domain.",
 }
+_PROBLEM_SCHEMA = ProblemDetails.model_json_schema(mode="serialization")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring problem+json answers with these statuses."""
+    return {
+        status: {
+            "description": _PROBLEM_MEANINGS.get(status, "Refused (problem details)."),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+# Declared on every service's router: what any of its routes may answer.
+PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
@@ -105,17 +130,28 @@ def correlation_id(request: Request) -> str:
     return str(getattr(request.state, "correlation_id", None) or uuid4())
 
 
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool]
+
+
 def install_operational_routes(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: database and broker reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database and broker reachable",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A dependency is unreachable."}},
+    )
     async def readyz() -> JSONResponse:
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""flexctl: the operators' command line (design §7)."""
+"""flexctl: the operators' command line (README: "How it is built")."""
 
 import asyncio
 import enum
@@ -11,12 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contracts.envelope import Envelope
+from contracts.reference import load_districts
 from contracts.topics import SERVICES, dlq_topic, events_topic
-from kernel.auth import AGENCY_CODE
+from kernel.consumer import forget_dead_letters
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
 from kernel.problems import Problem
-from kernel.relay import OutboxRelay, new_producer
+from kernel.relay import OutboxRelay, new_producer, requeue_all
+from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
 from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
@@ -44,12 +46,6 @@ def _settings(service: str) -> ServiceSettings:
     return ServiceSettings(service=service)
 
 
-# The accepting agencies review knows today (services/review/agencies.toml). identity stores any
-# six-digit code; flexctl only warns about one outside Changzhou (prefix 3204), likely a typo.
-CHANGZHOU_AGENCIES = ("320400", "320402", "320404", "320411", "320412", "320413", "320481")
-CHANGZHOU_PREFIX = "3204"
-
-
 async def _add_staff(
     phone: str, password: str, role: Literal["reviewer", "operator"], agency: str | None = None
 ) -> str:
@@ -58,8 +54,8 @@ async def _add_staff(
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
-        provider = load_provider(settings.verification_provider, settings.verification_deny_list)
-        service = IdentityService(pool, store, provider)
+        provider = load_provider(settings.identity_verification_provider, settings.identity_verification_deny_list)
+        service = IdentityService(OpenStorage(pool, store), provider, load_districts(settings.districts_file))
         user_id = await service.register(phone, password, role, new_correlation_id(), agency_code=agency)
         return str(user_id)
     finally:
@@ -76,8 +72,9 @@ def add_staff(
     agency: Annotated[
         str | None,
         typer.Option(
-            help="reviewers only: the accepting agency (受理机构) code, e.g. 320411; the reviewer then sees "
-            "and decides only its cases. Without it: a city-level reviewer who sees every agency's."
+            help="reviewers only: the accepting agency (受理机构) code of contracts/reference/districts.toml, e.g. "
+            "320411; the reviewer then sees and decides only its cases. Without it: a city-level reviewer who sees "
+            "every agency's."
         ),
     ] = None,
 ) -> None:
@@ -89,12 +86,6 @@ def add_staff(
     if agency is not None and role != "reviewer":
         console.print("[red]--agency is for reviewers only; operators see every agency[/red]")
         raise typer.Exit(2)
-    if agency is not None and AGENCY_CODE.fullmatch(agency) and not agency.startswith(CHANGZHOU_PREFIX):
-        # identity checks the shape (and refuses a bad one below); the list is review's.
-        console.print(
-            f"[yellow]warning: agency {agency} is not a Changzhou code ({CHANGZHOU_PREFIX}xx; review knows "
-            f"{', '.join(CHANGZHOU_AGENCIES)}): this reviewer will see no cases unless review lists it[/yellow]"
-        )
     try:
         user_id = asyncio.run(_add_staff(phone, password, role, agency))  # type: ignore[arg-type]
     except Problem as problem:
@@ -168,11 +159,7 @@ async def _clear_dead_lettered(settings: ServiceSettings, letters: list[DeadLett
                 event_id = Envelope.from_json(letter.value or b"").event_id
             except ValueError:
                 continue  # undecodable: it was never recorded
-            await pool.execute(
-                "DELETE FROM processed_events WHERE consumer = $1 AND event_id = $2 AND outcome = 'dead_lettered'",
-                letter.headers.get("dlq.consumer", ""),
-                event_id,
-            )
+            await forget_dead_letters(pool, letter.headers.get("dlq.consumer", ""), [event_id])
     finally:
         await pool.close()
 
@@ -189,10 +176,7 @@ def republish(
     async def queue() -> tuple[int, int]:
         pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
         try:
-            queued = await pool.fetchval(
-                "WITH q AS (INSERT INTO outbox (position) SELECT position FROM events "
-                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM q"
-            )
+            queued = await requeue_all(pool)
             sent = 0
             if drain:
                 producer = new_producer(settings.kafka_bootstrap, client_id="flexctl")

@@ -58,16 +58,12 @@ async def consumer_lag(bootstrap: str, group_prefix: str = "") -> list[Lag]:
 
 async def read_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> list[DeadLetter]:
     """The newest `limit` messages of a dead-letter topic, without joining any group."""
+    parts = await partitions_of(bootstrap, [topic])
+    if not parts:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        parts = [TopicPartition(topic, p) for p in partitions]
-        if not parts:
-            return []
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         starts = await consumer.beginning_offsets(parts)
@@ -153,16 +149,11 @@ class Replay:
 
 @asynccontextmanager
 async def replay(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[Replay]:
+    parts = await partitions_of(bootstrap, topics)
+    missing = [t for t in topics if t not in {tp.topic for tp in parts}]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts: list[TopicPartition] = []
-        missing: list[str] = []
-        for topic in topics:
-            found = await partitions_of(consumer, topic)
-            parts.extend(found)
-            if not found:
-                missing.append(topic)
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
         if parts:
@@ -176,9 +167,25 @@ async def replay(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[Replay]
         await consumer.stop()
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        await consumer._client.force_metadata_update()
-        found = consumer.partitions_for_topic(topic)
-    return [TopicPartition(topic, p) for p in sorted(found or ())]
+async def partitions_of(bootstrap: str, topics: Sequence[str], wait_seconds: float = 0.0) -> list[TopicPartition]:
+    """The partitions of those of `topics` that exist, in the order given, from the broker's metadata.
+
+    All topics' metadata is asked for, not the named ones': naming a missing topic would make a
+    broker with auto.create.topics.enable create it. With `wait_seconds`, topics just created
+    (their metadata not yet everywhere, or their leaders not yet elected) are waited for that long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            known = {
+                t["topic"]: sorted(p["partition"] for p in t["partitions"])
+                for t in await admin.describe_topics()
+                if t["error_code"] == 0 and t["partitions"]
+            }
+            if all(name in known for name in topics) or loop.time() >= deadline:
+                return [TopicPartition(name, p) for name in topics for p in known.get(name, ())]
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()

@@ -1,16 +1,14 @@
 """`flexctl projection rebuild enrollment-status`: the topics → a shadow table → the switch.
 
-The Kafka side is here (a group-less replay of the five event topics up to the end offsets taken
-at the start); the table side is enrollment's own (services/enrollment/rebuild.py).
+The Kafka side is here (a group-less replay of the topics the status facts come from,
+`services.enrollment.rebuild.TOPICS`, up to the end offsets taken at the start); the table side
+is enrollment's own (services/enrollment/rebuild.py).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from contracts.envelope import Envelope
-from contracts.topics import EVENT_TOPICS
 from kernel.db import Connection, create_pool
 from ops.kafka_ops import replay
 from services.enrollment import rebuild
@@ -51,7 +49,7 @@ class StatusRebuild:
     report: RebuildReport = field(default_factory=RebuildReport, init=False)
 
     async def run(self) -> RebuildReport:
-        await _require_table(self.database_url, self.schema)
+        await rebuild.require_live_table(self.database_url, self.schema)
         pool = await create_pool(self.database_url, self.schema, 1, 1)
         try:
             async with pool.acquire() as conn:
@@ -74,7 +72,7 @@ class StatusRebuild:
 
     async def _fill(self, conn: Connection) -> None:
         report = self.report
-        async with replay(self.bootstrap, [self.topic_prefix + t for t in EVENT_TOPICS]) as source:
+        async with replay(self.bootstrap, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
             report.missing_topics = tuple(source.missing)
             self.on_total(source.total)
             async for records in source.batches():
@@ -90,14 +88,3 @@ class StatusRebuild:
                 report.failed += added.failed
                 self.on_progress(len(records))
         report.inserted = await rebuild.count(conn, rebuild.SHADOW)
-
-
-async def _require_table(database_url: str, schema: str) -> None:
-    """Refuse early, and without creating the schema (create_pool would), if it is not there."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        found = await conn.fetchval("SELECT to_regclass(format('%I.%I', $1::text, $2::text))", schema, rebuild.LIVE)
-    finally:
-        await conn.close()
-    if found is None:
-        raise RebuildRefused(f"no {schema}.{rebuild.LIVE}: wrong --schema, or the service never started there")

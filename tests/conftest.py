@@ -17,13 +17,21 @@ from tests.support.infra import (
     topic,
 )
 
+# Shared fixtures, taken by name as parameters (e.g. `producer`).
+pytest_plugins = ["tests.support.kafka"]
+
 # Every ServiceSettings built in a test, in-process or in a service process started by one,
 # reads this: services under test publish and subscribe on the test topics.
 os.environ["TOPIC_PREFIX"] = TOPIC_PREFIX
 
 
+def _needs_infra(item: pytest.Item) -> bool:
+    """Contract tests run their PostgreSQL case against the real database too."""
+    return any(folder in str(item.path) for folder in ("/integration/", "/e2e/", "/contract/"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    needs_infra = any("/integration/" in str(i.path) or "/e2e/" in str(i.path) for i in items)
+    needs_infra = any(_needs_infra(i) for i in items)
     if not needs_infra:
         return
     missing = [
@@ -39,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session", autouse=True)
 def test_topics(request: pytest.FixtureRequest) -> Iterator[None]:
     """The contract topics under this session's prefix: created first, deleted at the end."""
-    if not any("/integration/" in str(i.path) or "/e2e/" in str(i.path) for i in request.session.items):
+    if not any(_needs_infra(i) for i in request.session.items):
         yield
         return
     names = [topic(t) for t in (*EVENT_TOPICS, *DLQ_TOPICS)]

@@ -105,15 +105,18 @@ CHANGZHOU_PREFIX: Final = "3204"
 JIANGSU_PREFIX: Final = "32"
 
 
-def mask_phone(e164: str) -> str:
-    """`+8613800138000` -> `+86138****8000`: the form of phone numbers in logs and events."""
-    return f"{e164[:6]}****{e164[-4:]}"
+def mask_phone(number: str) -> str:
+    """The middle four digits hidden, in E.164 or national form: `+8613800138000` ->
+    `+86138****8000`, `13800138000` -> `138****8000`. The one masked form of phone numbers in
+    events, views and logs (kernel.logging masks free text with it)."""
+    return f"{number[:-8]}****{number[-4:]}"
 
 
 def mask_id_number(id_number: str) -> str:
-    """`320402199003071234` -> `3204**********1234`: first four and last four characters."""
+    """`320402199003071234` -> `3204**********1234`: only the first four and last four characters
+    (an old 15-digit number likewise). The one masked form of ID numbers in events, views and logs."""
     normalized = id_number.strip().upper()
-    return f"{normalized[:4]}{'*' * 10}{normalized[-4:]}"
+    return f"{normalized[:4]}{'*' * (len(normalized) - 8)}{normalized[-4:]}"
 
 
 def check_masked_id(masked: str, gender: str, region_code: str | None = None) -> None:

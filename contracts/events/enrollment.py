@@ -10,8 +10,6 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.events.base import (
-    CHANGZHOU_PREFIX,
-    JIANGSU_PREFIX,
     Event,
     Gender,
     MainlandMobile,
@@ -33,25 +31,6 @@ _EXAMPLE_APPLICATION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 _EXAMPLE_APPLICANT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 _EXAMPLE_CASE = "9b2f1c1e-3c55-4c7e-8e57-2a0a4f2d5b61"
 _EXAMPLE_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-
-
-def check_tiers(pension_tier: int | None, medical_tier: int | None) -> None:
-    """Guide, PART-5: each insurance may be 无 (none), but choosing none for both enrols nothing."""
-    if pension_tier is None and medical_tier is None:
-        raise ValueError("pension_tier and medical_tier are both none: nothing to enrol")
-
-
-def check_household(kind: str, household_region_code: str, residence_district_code: str) -> None:
-    """Guide, Q2: "本市户籍或居住地为本市的我省户籍人员" (Changzhou household, or a Jiangsu
-    household elsewhere with residence in Changzhou). The kind must agree with the codes."""
-    if kind == "changzhou":
-        if not household_region_code.startswith(CHANGZHOU_PREFIX):
-            raise ValueError("household_kind changzhou needs a Changzhou (3204…) household code")
-    elif kind == "jiangsu_resident":
-        if not household_region_code.startswith(JIANGSU_PREFIX) or (household_region_code.startswith(CHANGZHOU_PREFIX)):
-            raise ValueError("household_kind jiangsu_resident needs a Jiangsu household code outside Changzhou")
-        if not residence_district_code.startswith(CHANGZHOU_PREFIX):
-            raise ValueError("household_kind jiangsu_resident needs a Changzhou residence district")
 
 
 _PENSION_DESCRIPTION = "Pension insurance (养老保险) tier 1-5 (一档…五档); null = 无 (not enrolled)."
@@ -122,12 +101,6 @@ class ApplicationDrafted(Event):
     residence_district_code: RegionCode = Field(description=_RESIDENCE_DESCRIPTION)
     drafted_at: UtcDatetime = Field(description="When the choices were saved (UTC).")
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        check_tiers(self.pension_tier, self.medical_tier)
-        check_household(self.household_kind, self.household_region_code, self.residence_district_code)
-        return self
-
 
 class DocumentUploaded(Event):
     """A supporting document was stored for the application (a later upload of the same kind
@@ -172,19 +145,6 @@ class SubmittedDocument(BaseModel):
     sha256: Sha256Hex = Field(description="SHA-256 of the stored bytes, lowercase hex.")
     blob_ref: NonEmptyStr = Field(description="Where the enrollment service stored the file.")
     content_type: NonEmptyStr = Field(description="Media type of the file, e.g. image/jpeg.")
-
-
-def check_documents(kinds: list[str]) -> None:
-    """Guide, PART-6: ID card front and back, plus either the household register's first page and
-    the applicant's own page, or the residence permit. One document per kind."""
-    present = set(kinds)
-    if len(present) != len(kinds):
-        raise ValueError("a document kind appears twice")
-    missing = {"id_card_front", "id_card_back"} - present
-    if missing:
-        raise ValueError(f"missing documents: {', '.join(sorted(missing))}")
-    if not ({"hukou_first_page", "hukou_own_page"} <= present or "residence_permit" in present):
-        raise ValueError("needs hukou_first_page and hukou_own_page, or residence_permit (户口簿或居住证)")
 
 
 class EnrollmentSubmitted(Event):
@@ -259,9 +219,8 @@ class EnrollmentSubmitted(Event):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        check_tiers(self.pension_tier, self.medical_tier)
-        check_household(self.household_kind, self.household_region_code, self.residence_district_code)
-        check_documents([document.kind for document in self.documents])
+        # A shape fact: gender and masked number come from one ID number. Eligibility (tiers,
+        # household, documents) is enrollment's rule (services/enrollment/rules.py), not the shape's.
         check_masked_id(self.id_number_masked, self.gender)
         return self
 

@@ -16,7 +16,6 @@ from contracts.events.base import (
     PensionTier,
     UtcDatetime,
 )
-from contracts.events.enrollment import check_tiers
 
 Insurance = Literal["pension", "medical"]
 Channel = Literal["wechat", "alipay", "unionpay_pos", "bank_counter", "bank_withholding"]
@@ -60,11 +59,6 @@ class ContributionAccountOpened(Event):
     pension_tier: PensionTier | None = Field(description=_PENSION_DESCRIPTION)
     medical_tier: MedicalTier | None = Field(description=_MEDICAL_DESCRIPTION)
     opened_at: UtcDatetime = Field(description="When the account was opened (UTC).")
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        check_tiers(self.pension_tier, self.medical_tier)
-        return self
 
 
 class BillItem(BaseModel):

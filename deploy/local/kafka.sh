@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local single-node Apache Kafka (KRaft) from plain Maven jars, no Docker (design §8).
+# Local single-node Apache Kafka (KRaft) from plain Maven jars, no Docker (deploy/local/README.md).
 # Usage: deploy/local/kafka.sh install|start|stop|status
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093); KAFKA_BOOTSTRAP pointing
 # anywhere else means "use that external broker" and start/stop do nothing.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Private local PostgreSQL cluster under .run/postgres, no Docker (design §8).
+# Private local PostgreSQL cluster under .run/postgres, no Docker (deploy/local/README.md).
 # Usage: deploy/local/postgres.sh install|start|stop|status
 # Env: PGPORT (55432). DATABASE_URL set means "use that database": start does nothing.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start/stop the flexenroll services as background processes, no Docker (design §8).
+# Start/stop the flexenroll services as background processes, no Docker (deploy/local/README.md).
 # Usage: deploy/local/services.sh start|stop|status|port [name...]
 # Names default to $FLEXENROLL_SERVICES (default "identity"); `stop` without names stops
 # every service that has a pid file, so it undoes exactly what earlier starts did.

@@ -1,4 +1,4 @@
-"""Create the Kafka topics of design §3, idempotently.
+"""Create the Kafka topics of docs/downstream.md ("Topics"), idempotently.
 
 Run with `.venv/bin/python deploy/local/topics.py`. For every service: `<svc>.events` and
 `<svc>.dlq`, both kept forever (`retention.ms=-1`: event topics are the replay source, and a

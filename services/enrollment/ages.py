@@ -73,8 +73,3 @@ def upper_limit(birth: date, gender: Gender, mode: Mode) -> AgeLimit:
         return AgeLimit(base)
     delay = gradual_delay_months(birth, gender)
     return AgeLimit(base + delay // 12, delay % 12)
-
-
-def age_in_years(birth: date, today: date) -> int:
-    years = today.year - birth.year
-    return years if has_reached(birth, today, years) else years - 1

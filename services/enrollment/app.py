@@ -2,13 +2,12 @@
 
 from fastapi import FastAPI
 
-from contracts.topics import EVENT_TOPICS, IDENTITY_EVENTS, REVIEW_EVENTS
+from contracts.reference import load_districts
 from kernel.db import migrations_from
-from kernel.eventstore import EventStore
-from kernel.runtime import ServiceRuntime, Subscription
+from kernel.runtime import ServiceRuntime
 from services.enrollment.blobs import BlobStore, LocalFolderBlobStore
-from services.enrollment.handlers import IDENTITY_HANDLERS, STATUS_HANDLERS, review_handlers
-from services.enrollment.reference import load_districts, load_notice
+from services.enrollment.handlers import EnrollmentHandlers
+from services.enrollment.reference import load_notice
 from services.enrollment.routes import router
 from services.enrollment.rules import AgePolicy
 from services.enrollment.service import EnrollmentConfig, EnrollmentService
@@ -17,39 +16,28 @@ from services.enrollment.settings import EnrollmentSettings
 
 def config_from(settings: EnrollmentSettings) -> EnrollmentConfig:
     return EnrollmentConfig(
-        notice=load_notice(settings.notice_file),
-        agency_notice=load_notice(settings.agency_notice_file),
+        notice=load_notice(settings.enrollment_notice_file),
+        agency_notice=load_notice(settings.enrollment_agency_notice_file),
         districts=load_districts(settings.districts_file),
-        policy=AgePolicy(settings.minimum_age, settings.retirement_age_mode),
-        document_max_bytes=settings.document_max_bytes,
-        font_path=settings.pdf_font_path,
+        policy=AgePolicy(settings.enrollment_minimum_age, settings.enrollment_retirement_age_mode),
+        document_max_bytes=settings.enrollment_document_max_bytes,
+        font_path=settings.enrollment_pdf_font,
     )
 
 
 def build(settings: EnrollmentSettings | None = None, blobs: BlobStore | None = None) -> tuple[FastAPI, ServiceRuntime]:
     settings = settings or EnrollmentSettings()
-    store = EventStore(producer=settings.service, schema=settings.db_schema)  # the same the runtime builds
-    runtime = ServiceRuntime(
-        settings,
-        migrations=migrations_from("services.enrollment"),
-        subscriptions=[
-            Subscription("people", [IDENTITY_EVENTS], IDENTITY_HANDLERS),
-            Subscription("review", [REVIEW_EVENTS], review_handlers(store)),
-            Subscription("status", list(EVENT_TOPICS), dict(STATUS_HANDLERS)),
-        ],
-    )
+    config = config_from(settings)
+    runtime = ServiceRuntime(settings, migrations=migrations_from("services.enrollment"))
+    service = EnrollmentService(runtime, blobs or LocalFolderBlobStore(settings.enrollment_blob_root), config)
+    runtime.subscriptions = EnrollmentHandlers(service).subscriptions()
     app = runtime.create_app(
         "flexenroll enrollment",
         "Flexible-employment enrolment applications (灵活就业参保登记): notice, tiers, documents, "
         "submission, status and the registration form.",
     )
-    config = config_from(settings)
-    blob_store = blobs or LocalFolderBlobStore(settings.blob_root)
     app.state.enrollment_config = config
-
-    @runtime.on_started
-    def _wire() -> None:
-        app.state.enrollment = EnrollmentService(runtime.pool, runtime.store, blob_store, config)
+    app.state.enrollment = service
 
     app.include_router(router)
     return app, runtime

@@ -22,11 +22,16 @@ from contracts.events.enrollment import (
     SubmittedDocument,
 )
 from contracts.events.review import ReviewCaseOpened, ReviewDecided, ReviewReason
-from contracts.upcasting import decode
+from contracts.reference import DistrictDirectory
+from kernel import aggregate
 from kernel.problems import Conflict, Refused
 from services.enrollment.ages import Gender
-from services.enrollment.reference import Districts
 from services.enrollment.rules import AgePolicy, Choices, check_age, check_choices, check_documents
+
+
+def stream_id(application_id: UUID) -> str:
+    return f"application-{application_id}"
+
 
 Status = Literal["draft", "submitted", "under_review", "approved", "rejected"]
 EDITABLE: frozenset[Status] = frozenset({"draft", "rejected"})
@@ -53,6 +58,9 @@ class Application:
     application_id: UUID
     applicant_id: UUID
     notice_version: str
+    # The correlation id of the first event (NoticeAccepted): every later event of the
+    # application carries it, whatever request or review fact caused it (docs/downstream.md).
+    correlation_id: str
     version: int = 0
     choices: Choices | None = None
     documents: dict[str, DocumentUploaded] = field(default_factory=dict)
@@ -71,11 +79,16 @@ def _choices(e: ApplicationDrafted | EnrollmentSubmitted) -> Choices:
     return Choices(e.pension_tier, e.medical_tier, e.household_kind, e.household_region_code, e.residence_district_code)
 
 
-def _evolve(app: Application | None, event: Event) -> Application | None:
+def evolve(app: Application | None, event: Event, envelope: Envelope) -> Application | None:
+    """The application after one of its stored events (its version is the envelope's)."""
     if isinstance(event, NoticeAccepted):
-        return Application(event.application_id, event.applicant_id, event.notice_version)
-    if app is None:
-        return None
+        app = Application(event.application_id, event.applicant_id, event.notice_version, envelope.correlation_id)
+    else:
+        app = _apply(app, event) if app is not None else None
+    return replace(app, version=envelope.stream_version) if app is not None else None
+
+
+def _apply(app: Application, event: Event) -> Application:
     if isinstance(event, ApplicationDrafted):
         return replace(app, choices=_choices(event))
     if isinstance(event, DocumentUploaded):
@@ -96,12 +109,7 @@ def _evolve(app: Application | None, event: Event) -> Application | None:
 
 
 def replay(history: list[Envelope]) -> Application | None:
-    app: Application | None = None
-    for envelope in history:
-        app = _evolve(app, decode(envelope))
-        if app is not None:
-            app = replace(app, version=envelope.stream_version)
-    return app
+    return aggregate.replay(history, evolve)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -111,6 +119,11 @@ def _require_verified(person: Person | None) -> Person:
     if person is None or not person.verified:
         raise Refused("not_verified", "请先完成实名认证后再申报。如已认证，请稍后再试。")
     return person
+
+
+def _check_age(person: Person, today: date, policy: AgePolicy) -> None:
+    assert person.birth_date is not None and person.gender is not None  # verified
+    check_age(person.birth_date, person.gender, today, policy)
 
 
 def _draft(app_id: UUID, applicant_id: UUID, choices: Choices, now: datetime) -> ApplicationDrafted:
@@ -142,11 +155,16 @@ def open_application(
     notice_version: str | None,
     current_notice: str,
     choices: Choices,
-    districts: Districts,
+    districts: DistrictDirectory,
+    policy: AgePolicy,
+    today: date,
     now: datetime,
 ) -> list[Event]:
+    """Guide PART-4 and PART-5; who may apply at all (Q2: age and household) is told now, before
+    any document is uploaded, and checked again at submission."""
     check_notice(notice_version, current_notice)
     verified = _require_verified(person)
+    _check_age(verified, today, policy)
     check_choices(choices, districts)
     accepted = NoticeAccepted(
         application_id=app_id, applicant_id=verified.user_id, notice_version=current_notice, accepted_at=now
@@ -159,7 +177,7 @@ def _require_editable(app: Application) -> None:
         raise Conflict("not_editable", "申报已提交，审核结束前不能修改。")
 
 
-def correct(app: Application, choices: Choices, districts: Districts, now: datetime) -> ApplicationDrafted:
+def correct(app: Application, choices: Choices, districts: DistrictDirectory, now: datetime) -> ApplicationDrafted:
     """A draft, or a rejected application (guide PART-8: correct and submit again)."""
     _require_editable(app)
     check_choices(choices, districts)
@@ -191,7 +209,7 @@ def _require_submittable(app: Application) -> Choices:
 
 
 def submit(
-    app: Application, person: Person | None, policy: AgePolicy, districts: Districts, today: date, now: datetime
+    app: Application, person: Person | None, policy: AgePolicy, districts: DistrictDirectory, today: date, now: datetime
 ) -> EnrollmentSubmitted:
     """Guide PART-7 (提交申报), checked against Q2 and PART-6 on the day of submission."""
     choices = _require_submittable(app)
@@ -199,9 +217,9 @@ def submit(
     if verified.phone is None or verified.id_number_masked is None:
         raise Refused("not_verified", "实名认证信息尚在同步，请稍后再提交。")
     assert verified.birth_date is not None and verified.gender is not None and verified.name is not None
-    check_age(verified.birth_date, verified.gender, today, policy)
+    _check_age(verified, today, policy)  # again: a birthday may have passed since the opening
     check_choices(choices, districts)
-    check_documents(app.documents.keys())
+    check_documents(choices.household_kind, app.documents.keys())
     return EnrollmentSubmitted(
         application_id=app.application_id,
         applicant_id=app.applicant_id,

@@ -1,86 +1,66 @@
-"""Kafka subscribers of enrollment, thin: they run in the consumer's batch transaction and do
-their work on `conn` (the kernel records the event id in the same transaction)."""
-
-from collections.abc import Awaitable, Callable
+"""Kafka subscribers of enrollment, thin: they run in the consumer's batch transaction, decode
+(upcasting older versions) and do their work on `conn` (the kernel records the event id in the
+same transaction)."""
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.enrollment import ApplicationApproved
 from contracts.events.identity import UserRegistered, UserVerified
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from contracts.topics import IDENTITY_EVENTS, REVIEW_EVENTS
 from contracts.upcasting import decode
-from kernel.consumer import Handler
 from kernel.db import Connection
-from kernel.eventstore import EventStore
-from kernel.logging import get_logger
-from services.enrollment import domain, projections
-from services.enrollment.domain import Application
-from services.enrollment.service import append, stream_id
-from services.enrollment.status import FACT_TYPES
-
-log = get_logger(__name__)
+from kernel.runtime import Subscription
+from services.enrollment import projections
+from services.enrollment.service import EnrollmentService
+from services.enrollment.status import SUBSCRIBED_FACTS, SUBSCRIBED_TOPICS
 
 
-# --- identity.events: enrollment's view of people ---------------------------------------------
+class EnrollmentHandlers:
+    def __init__(self, service: EnrollmentService) -> None:
+        self.service = service
 
+    # --- identity.events: enrollment's view of people ------------------------------------------
 
-async def on_user_registered(conn: Connection, envelope: Envelope) -> None:
-    event = decode(envelope)
-    assert isinstance(event, UserRegistered)
-    await projections.record_registered(conn, event)
-
-
-async def on_user_verified(conn: Connection, envelope: Envelope) -> None:
-    event = decode(envelope)
-    assert isinstance(event, UserVerified)
-    await projections.record_verified(conn, event)
-
-
-IDENTITY_HANDLERS: dict[str, Handler] = {
-    UserRegistered.event_type: on_user_registered,
-    UserVerified.event_type: on_user_verified,
-}
-
-
-# --- review.events: the application learns what the agency did --------------------------------
-
-
-def review_handlers(store: EventStore) -> dict[str, Handler]:
-    async def react(conn: Connection, envelope: Envelope) -> None:
+    async def on_user_registered(self, conn: Connection, envelope: Envelope) -> None:
         event = decode(envelope)
-        assert isinstance(event, ReviewCaseOpened | ReviewDecided)
-        app = domain.replay(await store.load(conn, stream_id(event.application_id)))
-        if app is None:  # not one of ours (e.g. another environment's history on the topic)
-            log.info("review_fact_for_unknown_application", application_id=str(event.application_id))
-            return
-        outcome = _decide(app, event)
-        if outcome is None:
-            log.info("review_fact_ignored", attempt=event.attempt, current_attempt=app.attempt, status=app.status)
-            return
-        await append(conn, store, app, [outcome], envelope.correlation_id, causation_id=str(envelope.event_id))
-        if isinstance(outcome, ApplicationApproved):  # closes the person's open application
-            await conn.execute(
-                "UPDATE applications SET approved_at = $2 WHERE application_id = $1",
-                app.application_id,
-                outcome.decided_at,
-            )
+        assert isinstance(event, UserRegistered)
+        await projections.record_registered(conn, event)
 
-    return {ReviewCaseOpened.event_type: react, ReviewDecided.event_type: react}
+    async def on_user_verified(self, conn: Connection, envelope: Envelope) -> None:
+        event = decode(envelope)
+        assert isinstance(event, UserVerified)
+        await projections.record_verified(conn, event)
 
+    # --- review.events: the application learns what the agency did -----------------------------
 
-def _decide(app: Application, event: ReviewCaseOpened | ReviewDecided) -> Event | None:
-    if isinstance(event, ReviewCaseOpened):
-        return domain.on_case_opened(app, event)
-    return domain.on_decided(app, event)
+    async def on_review_case_opened(self, conn: Connection, envelope: Envelope) -> None:
+        await self.service.learn_from_review(conn, envelope, decode(envelope))
 
+    async def on_review_decided(self, conn: Connection, envelope: Envelope) -> None:
+        await self.service.learn_from_review(conn, envelope, decode(envelope))
 
-# --- every topic: facts of the status projection ----------------------------------------------
+    # --- identity, payment and notify: facts of the status projection ---------------------------
 
+    async def on_status_fact(self, conn: Connection, envelope: Envelope) -> None:
+        """Another service's fact. enrollment's own events are not read back from its topic: the
+        service layer records them in the transaction that appends them."""
+        await projections.record_facts(conn, [envelope])
 
-async def on_fact(conn: Connection, envelope: Envelope) -> None:
-    await projections.record_facts(conn, [envelope])
-
-
-STATUS_HANDLERS: dict[str, Callable[[Connection, Envelope], Awaitable[None]]] = {
-    cls.event_type: on_fact for cls in FACT_TYPES
-}
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription(
+                "people",
+                [IDENTITY_EVENTS],
+                {UserRegistered.event_type: self.on_user_registered, UserVerified.event_type: self.on_user_verified},
+            ),
+            Subscription(
+                "review",
+                [REVIEW_EVENTS],
+                {
+                    ReviewCaseOpened.event_type: self.on_review_case_opened,
+                    ReviewDecided.event_type: self.on_review_decided,
+                },
+            ),
+            Subscription(
+                "status", list(SUBSCRIBED_TOPICS), {cls.event_type: self.on_status_fact for cls in SUBSCRIBED_FACTS}
+            ),
+        ]

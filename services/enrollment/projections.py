@@ -2,6 +2,7 @@
 of the status projection (from every topic). Both are order-tolerant and idempotent."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -43,6 +44,43 @@ async def person(conn: Executor, user_id: UUID) -> Person | None:
         "SELECT user_id, phone, name, birth_date, gender, id_number_masked FROM people WHERE user_id = $1", user_id
     )
     return Person(**dict(row)) if row else None
+
+
+# --- applications by applicant: the one-open-application rule -------------------------------
+
+
+async def enrolled_application(conn: Executor, applicant_id: UUID) -> UUID | None:
+    """The person's approved application, if any: after approval they are enrolled, not applying."""
+    found: UUID | None = await conn.fetchval(
+        "SELECT application_id FROM applications WHERE applicant_id = $1 AND approved_at IS NOT NULL", applicant_id
+    )
+    return found
+
+
+async def reserve_application(conn: Connection, application_id: UUID, applicant_id: UUID, now: datetime) -> UUID | None:
+    """Record a new open application; when the person has one open already, return its id instead
+    (the partial unique index decides races between two requests)."""
+    try:
+        async with conn.transaction():  # a savepoint: the caller's transaction survives the refusal
+            await conn.execute(
+                "INSERT INTO applications (application_id, applicant_id, created_at) VALUES ($1, $2, $3)",
+                application_id,
+                applicant_id,
+                now,
+            )
+        return None
+    except asyncpg.UniqueViolationError:
+        existing: UUID = await conn.fetchval(
+            "SELECT application_id FROM applications WHERE applicant_id = $1 AND approved_at IS NULL", applicant_id
+        )
+        return existing
+
+
+async def close_application(conn: Connection, application_id: UUID, approved_at: datetime) -> None:
+    """After approval the person is enrolled: the application no longer counts as open."""
+    await conn.execute(
+        "UPDATE applications SET approved_at = $2 WHERE application_id = $1", application_id, approved_at
+    )
 
 
 # --- facts of the status projection ------------------------------------------------------------

@@ -14,26 +14,31 @@ Only `status_facts` is rebuilt. `people` (identity's facts, upserted column by c
 `applications` (written by enrollment's own commands, with the one-open-application rule) are
 not sets of facts and are left alone.
 
-The caller (`flexctl projection rebuild enrollment-status`) reads the topics; this module owns
+The caller (`flexctl projection rebuild enrollment-status`) reads `TOPICS`; this module owns
 the tables. Every function works on one connection whose search_path is the service's schema.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import asyncpg
+
 from contracts.envelope import Envelope
+from contracts.topics import ENROLLMENT_EVENTS
 from kernel.consumer import INFRASTRUCTURE_ERRORS
 from kernel.db import Connection
 from kernel.logging import get_logger
 from services.enrollment import projections
-from services.enrollment.status import FACT_TYPES
+from services.enrollment.status import FACT_TYPES, SUBSCRIBED_TOPICS
 
 log = get_logger(__name__)
 
 LIVE = "status_facts"
 SHADOW = "status_facts_rebuild"
 OLD = "status_facts_old"
-# The event types the live `status` subscription handles (handlers.STATUS_HANDLERS).
+# Live, the facts come from two places: enrollment's own events, recorded by the service layer as
+# it appends them (on enrollment.events), and the `status` subscription's topics. A rebuild reads both.
+TOPICS: tuple[str, ...] = (ENROLLMENT_EVENTS, *SUBSCRIBED_TOPICS)
 FACT_EVENT_TYPES = frozenset(cls.event_type for cls in FACT_TYPES)
 
 Hook = Callable[[], Awaitable[None]]
@@ -47,6 +52,17 @@ class RebuildRefused(Exception):
 class Added:
     facts: int = 0  # fact envelopes offered (duplicates included)
     failed: int = 0  # facts the insert refused (the live consumer dead-letters those)
+
+
+async def require_live_table(database_url: str, schema: str) -> None:
+    """Refuse early, and without creating the schema (a pool would), if the projection is not there."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = await conn.fetchval("SELECT to_regclass(format('%I.%I', $1::text, $2::text))", schema, LIVE)
+    finally:
+        await conn.close()
+    if found is None:
+        raise RebuildRefused(f"no {schema}.{LIVE}: wrong --schema, or the service never started there")
 
 
 async def lock_rebuild(conn: Connection, schema: str) -> None:

@@ -9,16 +9,20 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, StrictInt
 from starlette.datastructures import UploadFile
 
+from contracts.http import DOCUMENT_PATH
 from kernel.auth import CurrentPrincipal, Principal, require_role
 from kernel.problems import Refused
-from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
+from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id, problem_responses
 from services.enrollment.documents import too_large
 from services.enrollment.reference import Notice
 from services.enrollment.rules import DOCUMENT_KINDS, Choices
 from services.enrollment.service import EnrollmentService
 from services.enrollment.status import StatusView
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+PREFIX = "/v1"
+router = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
+# The document route is the path review's console links to (contracts.http), under this prefix.
+_DOCUMENT_ROUTE = DOCUMENT_PATH.removeprefix(PREFIX)
 
 _REGION = r"^\d{6}$"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file itself
@@ -111,21 +115,21 @@ async def my_applications(svc: Service, principal: CurrentPrincipal, mine: bool 
     return await svc.mine(principal)
 
 
-@router.get("/applications/{application_id}", summary="Status of an application (design §5)")
+@router.get("/applications/{application_id}", summary="Status of an application, with its current review case")
 async def get_application(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> StatusView:
     return await svc.status(application_id, principal)
 
 
 @router.patch("/applications/{application_id}", summary="Correct a draft or a rejected application")
 async def correct_application(
-    application_id: UUID, body: Correction, svc: Service, principal: CurrentPrincipal, request: Request
+    application_id: UUID, body: Correction, svc: Service, principal: CurrentPrincipal
 ) -> StatusView:
     # null means 无 for a tier; for the household fields it means "unchanged"
     changes: dict[str, Any] = {
         k: v for k, v in body.model_dump(include=body.model_fields_set).items() if v is not None or k.endswith("_tier")
     }
     if changes:
-        await svc.correct(application_id, principal, changes, correlation_id(request))
+        await svc.correct(application_id, principal, changes)
     return await svc.status(application_id, principal)
 
 
@@ -152,9 +156,10 @@ _UPLOAD_BODY = {
 
 
 @router.put(
-    "/applications/{application_id}/documents/{kind}",
+    _DOCUMENT_ROUTE,
     summary="Upload a document (JPEG, PNG or PDF, judged by content); replaces one of the same kind",
     openapi_extra=_UPLOAD_BODY,
+    responses=problem_responses(413, 415),
 )
 async def put_document(
     application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal, request: Request
@@ -169,16 +174,17 @@ async def put_document(
     if not isinstance(upload, UploadFile):
         raise Refused("file_missing", "请选择要上传的文件（表单字段 file）。")
     data = await upload.read(limit + 1)
-    event = await svc.upload(application_id, principal, kind, data, correlation_id(request))
+    event = await svc.upload(application_id, principal, kind, data)
     return DocumentView(
         kind=event.kind, sha256=event.sha256, content_type=event.content_type, size_bytes=event.size_bytes
     )
 
 
 @router.get(
-    "/applications/{application_id}/documents/{kind}",
+    _DOCUMENT_ROUTE,
     summary="Download a document (its owner, reviewers and operators)",
     response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}}},
 )
 async def get_document(application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal) -> Response:
     data, content_type = await svc.document(application_id, principal, _kind(kind))
@@ -187,10 +193,8 @@ async def get_document(application_id: UUID, kind: str, svc: Service, principal:
 
 
 @router.post("/applications/{application_id}/submit", summary="Submit for review (提交申报)")
-async def submit_application(
-    application_id: UUID, svc: Service, principal: CurrentPrincipal, request: Request
-) -> StatusView:
-    await svc.submit(application_id, principal, correlation_id(request))
+async def submit_application(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> StatusView:
+    await svc.submit(application_id, principal)
     return await svc.status(application_id, principal)
 
 
@@ -199,9 +203,9 @@ async def submit_application(
     summary="Accept the labour-affairs agency notice (劳动事务代理人员须知) after approval; idempotent",
 )
 async def accept_agency_notice(
-    application_id: UUID, body: AgencyNoticeAcceptance, svc: Service, principal: CurrentPrincipal, request: Request
+    application_id: UUID, body: AgencyNoticeAcceptance, svc: Service, principal: CurrentPrincipal
 ) -> StatusView:
-    await svc.accept_agency_notice(application_id, principal, body.version, correlation_id(request))
+    await svc.accept_agency_notice(application_id, principal, body.version)
     return await svc.status(application_id, principal)
 
 

@@ -10,9 +10,9 @@ from datetime import date
 from stdnum import numdb
 
 from contracts.events.base import CHANGZHOU_PREFIX, JIANGSU_PREFIX
+from contracts.reference import DistrictDirectory
 from kernel.problems import Refused
 from services.enrollment.ages import Gender, Mode, has_reached, upper_limit
-from services.enrollment.reference import Districts
 
 PENSION_TIERS = frozenset({1, 2, 3, 4, 5})
 MEDICAL_TIERS = frozenset({5})
@@ -59,7 +59,7 @@ def _known_region(code: str) -> bool:
     return len(code) == 6 and code.isdigit() and any(props for _, props in numdb.get("cn/loc").info(code)[1:])
 
 
-def check_household(choices: Choices, districts: Districts) -> None:
+def check_household(choices: Choices, districts: DistrictDirectory) -> None:
     """Guide Q2: "为本市户籍或居住地为本市的我省户籍人员". The declared household code is what the
     reviewer checks against the documents (the ID number's region is where it was first issued)."""
     kind, household, residence = choices.household_kind, choices.household_region_code, choices.residence_district_code
@@ -83,7 +83,7 @@ def check_household(choices: Choices, districts: Districts) -> None:
         raise Refused("unknown_district", "请选择常州市的居住区（市）。", field="residence_district_code")
 
 
-def check_choices(choices: Choices, districts: Districts) -> None:
+def check_choices(choices: Choices, districts: DistrictDirectory) -> None:
     check_tiers(choices.pension_tier, choices.medical_tier)
     check_household(choices, districts)
 
@@ -103,20 +103,29 @@ def check_age(birth: date, gender: Gender, today: date, policy: AgePolicy) -> No
         )
 
 
-def missing_documents(present: Collection[str]) -> tuple[list[str], list[str]]:
-    """Guide PART-6: ID card front and back, plus household register first and own page, or the
-    residence permit. Returns (missing kinds, alternative kinds that would also do)."""
-    missing = [k for k in ("id_card_front", "id_card_back") if k not in present]
-    hukou = [k for k in ("hukou_first_page", "hukou_own_page") if k not in present]
-    if hukou and "residence_permit" not in present:
-        return missing + hukou, ["residence_permit"]
-    return missing, []
+# Guide PART-6 with Q2 ("本市户籍或居住地为本市的我省户籍人员"): both ID card sides; a Changzhou
+# household proves itself with the household register's first and own page, a Jiangsu household
+# from another city proves residence in Changzhou with the residence permit (居住证).
+REQUIRED_DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "changzhou": ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page"),
+    "jiangsu_resident": ("id_card_front", "id_card_back", "residence_permit"),
+}
+_WHO = {"changzhou": "本市户籍人员", "jiangsu_resident": "居住地为本市的我省外市户籍人员"}
 
 
-def check_documents(present: Collection[str]) -> None:
-    missing, alternative = missing_documents(present)
+def missing_documents(household_kind: str, present: Collection[str]) -> list[str]:
+    """The kinds `household_kind` needs that are not in `present`, in the guide's order."""
+    return [k for k in REQUIRED_DOCUMENTS[household_kind] if k not in present]
+
+
+def check_documents(household_kind: str, present: Collection[str]) -> None:
+    missing = missing_documents(household_kind, present)
     if not missing:
         return
+    needed = "、".join(DOCUMENT_LABELS[k] for k in REQUIRED_DOCUMENTS[household_kind])
     labels = "、".join(DOCUMENT_LABELS[k] for k in missing)
-    extra = "（户口簿两页也可改为上传居住证）" if alternative else ""
-    raise Refused("documents_missing", f"请先上传以下资料：{labels}{extra}。", missing=missing, alternative=alternative)
+    raise Refused(
+        "documents_missing",
+        f"{_WHO[household_kind]}须上传{needed}。请先上传：{labels}。",
+        missing=missing,
+    )

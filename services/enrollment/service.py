@@ -1,45 +1,52 @@
 """enrollment's service layer: load the application, ask the domain, then in ONE transaction
 append its events, write the lookup rows and add the events to the status facts (so the
-applicant reads their own writes before the projection consumer sees them on Kafka)."""
+applicant reads their own writes at once; the `status` subscription does not read
+enrollment.events).
+
+Every event of an application carries the correlation id of its first one (NoticeAccepted),
+whatever request or review fact caused it (docs/downstream.md)."""
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from contracts.envelope import Envelope
 from contracts.events.base import Event, mask_phone
-from contracts.events.enrollment import DocumentUploaded, EnrollmentSubmitted
+from contracts.events.enrollment import ApplicationApproved, DocumentUploaded, EnrollmentSubmitted
+from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from contracts.reference import DistrictDirectory
 from kernel.auth import Principal
+from kernel.clock import local_date, utc_now
 from kernel.db import Connection
 from kernel.eventstore import ConcurrencyError, EventStore
+from kernel.logging import get_logger
 from kernel.problems import Conflict, Forbidden, NotFound, Problem
+from kernel.runtime import ServiceLayer, Storage
 from services.enrollment import domain, form, projections
 from services.enrollment.blobs import BlobNotFound, BlobStore
 from services.enrollment.documents import check_document
+from services.enrollment.domain import stream_id
 from services.enrollment.metrics import APPLICATIONS_OPENED, REFUSALS, SUBMISSIONS
-from services.enrollment.reference import Districts, Notice, region_name
+from services.enrollment.reference import Notice, region_name
 from services.enrollment.rules import AgePolicy, Choices
 from services.enrollment.status import StatusView, fold
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+log = get_logger(__name__)
 _ATTEMPTS = 3  # optimistic concurrency: two uploads at once both succeed after a reload
-
-
-def stream_id(application_id: UUID) -> str:
-    return f"application-{application_id}"
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
 class EnrollmentConfig:
     notice: Notice
     agency_notice: Notice
-    districts: Districts
+    districts: DistrictDirectory
     policy: AgePolicy
     document_max_bytes: int
     font_path: Path
@@ -54,12 +61,12 @@ def counted_refusals(action: str) -> Iterator[None]:
         raise
 
 
-class EnrollmentService:
-    def __init__(self, pool: asyncpg.Pool, store: EventStore, blobs: BlobStore, config: EnrollmentConfig) -> None:
-        self.pool = pool
-        self.store = store
+class EnrollmentService(ServiceLayer):
+    def __init__(self, storage: Storage, blobs: BlobStore, config: EnrollmentConfig, clock: Clock = utc_now) -> None:
+        super().__init__(storage)
         self.blobs = blobs
         self.config = config
+        self.clock = clock  # decisions take `now`; tests may set another clock
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -73,7 +80,6 @@ class EnrollmentService:
         application_id: UUID,
         principal: Principal,
         decide: Callable[[Connection, domain.Application], Awaitable[Sequence[Event]]],
-        correlation_id: str,
     ) -> Sequence[Event]:
         """Load, authorize (owner only), decide and append; reload and retry on a concurrent append."""
         for attempt in range(1, _ATTEMPTS + 1):
@@ -82,7 +88,7 @@ class EnrollmentService:
                     app = await load(conn, self.store, application_id)
                     owner_only(app, principal)
                     events = await decide(conn, app)
-                    await append(conn, self.store, app, events, correlation_id)
+                    await append(conn, self.store, app, events)
                     return events
             except ConcurrencyError:
                 if attempt == _ATTEMPTS:
@@ -94,31 +100,38 @@ class EnrollmentService:
     async def open(
         self, principal: Principal, notice_version: str | None, choices: Choices, correlation_id: str
     ) -> UUID:
-        application_id, now = uuid4(), datetime.now(UTC)
+        """The request's correlation id becomes the application's, for all its events."""
+        application_id, now = uuid4(), self.clock()
         with counted_refusals("open"):
             async with self._transaction() as conn:
                 person = await projections.person(conn, principal.user_id)
                 c = self.config
                 events = domain.open_application(
-                    application_id, person, notice_version, c.notice.version, choices, c.districts, now
+                    application_id,
+                    person,
+                    notice_version,
+                    c.notice.version,
+                    choices,
+                    c.districts,
+                    c.policy,
+                    local_date(now),
+                    now,
                 )
                 await _reserve(conn, application_id, principal.user_id, now)
                 await append(conn, self.store, None, events, correlation_id)
         APPLICATIONS_OPENED.inc()
         return application_id
 
-    async def correct(self, application_id: UUID, principal: Principal, changes: dict[str, object], cid: str) -> None:
+    async def correct(self, application_id: UUID, principal: Principal, changes: dict[str, object]) -> None:
         async def decide(_: Connection, app: domain.Application) -> list[Event]:
             assert app.choices is not None
             choices = Choices(**{**app.choices.__dict__, **changes})
-            return [domain.correct(app, choices, self.config.districts, datetime.now(UTC))]
+            return [domain.correct(app, choices, self.config.districts, self.clock())]
 
         with counted_refusals("correct"):
-            await self._decide(application_id, principal, decide, cid)
+            await self._decide(application_id, principal, decide)
 
-    async def upload(
-        self, application_id: UUID, principal: Principal, kind: str, data: bytes, cid: str
-    ) -> DocumentUploaded:
+    async def upload(self, application_id: UUID, principal: Principal, kind: str, data: bytes) -> DocumentUploaded:
         with counted_refusals("upload"):
             async with self.pool.acquire() as conn:
                 owner_only(await load(conn, self.store, application_id), principal)  # before storing a byte
@@ -127,31 +140,48 @@ class EnrollmentService:
 
             async def decide(_: Connection, app: domain.Application) -> list[Event]:
                 sha = ref.removeprefix("sha256/")
-                return [domain.upload(app, kind, sha, content_type, len(data), ref, datetime.now(UTC))]
+                return [domain.upload(app, kind, sha, content_type, len(data), ref, self.clock())]
 
-            (uploaded,) = await self._decide(application_id, principal, decide, cid)
+            (uploaded,) = await self._decide(application_id, principal, decide)
         assert isinstance(uploaded, DocumentUploaded)
         return uploaded
 
-    async def submit(self, application_id: UUID, principal: Principal, cid: str) -> None:
+    async def submit(self, application_id: UUID, principal: Principal) -> None:
         async def decide(conn: Connection, app: domain.Application) -> list[Event]:
             person = await projections.person(conn, app.applicant_id)
-            now = datetime.now(UTC)
-            today = now.astimezone(SHANGHAI).date()
+            now = self.clock()
             c = self.config
-            return [domain.submit(app, person, c.policy, c.districts, today, now)]
+            return [domain.submit(app, person, c.policy, c.districts, local_date(now), now)]
 
         with counted_refusals("submit"):
-            await self._decide(application_id, principal, decide, cid)
+            await self._decide(application_id, principal, decide)
         SUBMISSIONS.inc()
 
-    async def accept_agency_notice(self, application_id: UUID, principal: Principal, version: str, cid: str) -> None:
+    async def accept_agency_notice(self, application_id: UUID, principal: Principal, version: str) -> None:
         async def decide(_: Connection, app: domain.Application) -> list[Event]:
             current = self.config.agency_notice.version
-            return list(domain.accept_agency_notice(app, version, current, datetime.now(UTC)))
+            return list(domain.accept_agency_notice(app, version, current, self.clock()))
 
         with counted_refusals("accept_agency_notice"):
-            await self._decide(application_id, principal, decide, cid)
+            await self._decide(application_id, principal, decide)
+
+    async def learn_from_review(self, conn: Connection, envelope: Envelope, fact: Event) -> None:
+        """A review fact becomes the application's own event (ApplicationUnderReview, Approved or
+        Rejected), caused by the fact, on the consumer's connection; a stale one is ignored."""
+        assert isinstance(fact, ReviewCaseOpened | ReviewDecided)
+        app = domain.replay(await self.store.load(conn, stream_id(fact.application_id)))
+        if app is None:  # not one of ours (e.g. another environment's history on the topic)
+            log.info("review_fact_for_unknown_application", application_id=str(fact.application_id))
+            return
+        outcome = (
+            domain.on_case_opened(app, fact) if isinstance(fact, ReviewCaseOpened) else domain.on_decided(app, fact)
+        )
+        if outcome is None:
+            log.info("review_fact_ignored", attempt=fact.attempt, current_attempt=app.attempt, status=app.status)
+            return
+        await append(conn, self.store, app, [outcome], causation_id=str(envelope.event_id))
+        if isinstance(outcome, ApplicationApproved):  # closes the person's open application
+            await projections.close_application(conn, app.application_id, outcome.decided_at)
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -186,9 +216,11 @@ class EnrollmentService:
         return await asyncio.to_thread(form.render, data, self.config.font_path)
 
 
-def registration_data(app: domain.Application, s: EnrollmentSubmitted, districts: Districts) -> form.RegistrationForm:
+def registration_data(
+    app: domain.Application, s: EnrollmentSubmitted, districts: DistrictDirectory
+) -> form.RegistrationForm:
     assert app.approved_at is not None and app.agency_notice_version is not None
-    residence = districts.by_code.get(s.residence_district_code)
+    residence = districts.district(s.residence_district_code)
     return form.RegistrationForm(
         application_id=str(app.application_id),
         name=s.applicant_name,
@@ -201,10 +233,16 @@ def registration_data(app: domain.Application, s: EnrollmentSubmitted, districts
         residence_district=f"常州市{residence.name}" if residence else s.residence_district_code,
         pension_tier=s.pension_tier,
         medical_tier=s.medical_tier,
-        agency=app.agency_name or districts.agency_name(app.agency_code or s.residence_district_code),
-        approved_on=app.approved_at.astimezone(SHANGHAI).date(),
+        agency=app.agency_name or _agency_name(app.agency_code, s.residence_district_code, districts),
+        approved_on=local_date(app.approved_at),
         agency_notice_version=app.agency_notice_version,
     )
+
+
+def _agency_name(agency_code: str | None, residence: str, districts: DistrictDirectory) -> str:
+    """The agency review named by code (older cases carry no name), else the residence's."""
+    agency = districts.agency(agency_code) if agency_code else None
+    return (agency or districts.agency_for(residence)).name
 
 
 # --- shared by routes and handlers --------------------------------------------------------------
@@ -232,44 +270,33 @@ async def append(
     store: EventStore,
     app: domain.Application | None,
     events: Sequence[Event],
-    correlation_id: str,
+    correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> None:
+    """Append to the application's stream with its correlation id (`correlation_id` only for
+    the first events, when there is no application yet) and record them as status facts."""
     if not events:
         return
-    application_id = app.application_id if app else events[0].application_id  # type: ignore[attr-defined]
+    if app is None:
+        assert correlation_id is not None, "the opening request's correlation id starts the application's"
+        application_id, version, correlation = events[0].application_id, 0, correlation_id  # type: ignore[attr-defined]
+    else:
+        application_id, version, correlation = app.application_id, app.version, app.correlation_id
     envelopes = await store.append(
-        conn,
-        stream_id(application_id),
-        app.version if app else 0,
-        events,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
+        conn, stream_id(application_id), version, events, correlation_id=correlation, causation_id=causation_id
     )
     await projections.record_facts(conn, envelopes)
 
 
 async def _reserve(conn: Connection, application_id: UUID, applicant_id: UUID, now: datetime) -> None:
     """One open application per person; after approval the person is enrolled, not applying."""
-    enrolled = await conn.fetchval(
-        "SELECT application_id FROM applications WHERE applicant_id = $1 AND approved_at IS NOT NULL", applicant_id
-    )
+    enrolled = await projections.enrolled_application(conn, applicant_id)
     if enrolled:
         raise Conflict("already_enrolled", "您的参保登记申请已审核通过，无需重复申请。", application_id=str(enrolled))
-    try:
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO applications (application_id, applicant_id, created_at) VALUES ($1, $2, $3)",
-                application_id,
-                applicant_id,
-                now,
-            )
-    except asyncpg.UniqueViolationError as exc:
-        existing = await conn.fetchval(
-            "SELECT application_id FROM applications WHERE applicant_id = $1 AND approved_at IS NULL", applicant_id
-        )
+    existing = await projections.reserve_application(conn, application_id, applicant_id, now)
+    if existing is not None:
         raise Conflict(
             "application_open",
             "您已有一份未完成的参保登记申请，请继续办理该申请。",
             application_id=str(existing),
-        ) from exc
+        )

@@ -1,6 +1,10 @@
-"""The application status view (design §5), folded from a SET of facts.
+"""The application status view, folded from a SET of facts.
 
-Facts from five topics interleave differently on every replay and may be delivered twice, so
+The facts are the application's own events (recorded by the service layer in the transaction
+that appends them; review's outcome arrives as enrollment's own copies ApplicationUnderReview /
+ApplicationApproved / ApplicationRejected) and the other services' facts the `status`
+subscription reads (identity, payment, notify). They interleave differently on every replay and
+may be delivered twice, so
 the view is a pure function of the set of envelopes: duplicates collapse on `event_id`, facts
 are ordered by their own times (ties by stream and version), and every field is derived by a
 rule that does not depend on arrival order (e.g. "the decision of the latest attempt").
@@ -14,6 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from contracts.envelope import Envelope
+from contracts.events import topic_of
 from contracts.events.base import Event
 from contracts.events.enrollment import EVENTS as ENROLLMENT_EVENTS
 from contracts.events.enrollment import (
@@ -29,29 +34,28 @@ from contracts.events.enrollment import (
 from contracts.events.identity import UserVerified
 from contracts.events.notify import SmsFailed, SmsSent
 from contracts.events.payment import ContributionAccountOpened, PaymentSettled
-from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from contracts.upcasting import decode
 from services.enrollment.rules import DOCUMENT_LABELS
 
 ViewStatus = Literal["draft", "submitted", "under_review", "approved", "rejected", "active"]
 
-# Everything enrollment decides, plus the other services' facts the status is made of.
-FACT_TYPES: tuple[type[Event], ...] = (
+# The other services' facts the status is made of: what the `status` subscription reads.
+SUBSCRIBED_FACTS: tuple[type[Event], ...] = (
     UserVerified,
-    *ENROLLMENT_EVENTS,
-    ReviewCaseOpened,
-    ReviewDecided,
     ContributionAccountOpened,
     PaymentSettled,
     SmsSent,
     SmsFailed,
 )
+SUBSCRIBED_TOPICS: tuple[str, ...] = tuple(dict.fromkeys(topic_of(cls) for cls in SUBSCRIBED_FACTS))
+# Everything the view is folded from: enrollment's own events plus the subscribed facts.
+FACT_TYPES: tuple[type[Event], ...] = (*ENROLLMENT_EVENTS, *SUBSCRIBED_FACTS)
 _TIME_FIELDS = (
     "accepted_at", "drafted_at", "uploaded_at", "submitted_at", "opened_at", "decided_at",
     "verified_at", "settled_at", "sent_at", "failed_at",
 )  # fmt: skip
-_OPENED = (ReviewCaseOpened, ApplicationUnderReview)
-_DECIDED = (ReviewDecided, ApplicationApproved, ApplicationRejected)
+_OPENED = (ApplicationUnderReview,)
+_DECIDED = (ApplicationApproved, ApplicationRejected)
 
 
 class TimelineEntry(BaseModel):
@@ -78,6 +82,7 @@ class StatusView(BaseModel):
     household_region_code: str | None = None
     residence_district_code: str | None = None
     documents: list[str] = []
+    case_id: UUID | None = None  # the review case of the latest submission, once opened
     agency_code: str | None = None
     agency_name: str | None = None
     review_due_on: date | None = None
@@ -143,12 +148,11 @@ def _of_attempt(own: list[Fact], kinds: tuple[type[Event], ...], attempt: int) -
 
 
 def _decision_ids(decision: Fact | None) -> set[str]:
-    """The id of the ReviewDecided behind a decision (enrollment's copy names it as its cause)."""
-    if decision is None:
+    """The id of the ReviewDecided behind a decision (enrollment's copy names it as its cause;
+    notify's SmsSent names it as its `causation_event_id`)."""
+    if decision is None or decision.envelope.causation_id is None:
         return set()
-    if isinstance(decision.event, ReviewDecided):
-        return {str(decision.envelope.event_id)}
-    return {decision.envelope.causation_id} if decision.envelope.causation_id else set()
+    return {decision.envelope.causation_id}
 
 
 def _view(application_id: UUID, applicant: UUID | None, own: list[Fact], personal: list[Fact]) -> StatusView:
@@ -174,6 +178,7 @@ def _view(application_id: UUID, applicant: UUID | None, own: list[Fact], persona
         applicant_id=applicant,
         status=_status(attempt, opened, decided, payments),
         attempt=attempt,
+        case_id=_case_id(opened, decision),
         agency_code=getattr(opened.event, "agency_code", None) if opened else None,
         agency_name=getattr(opened.event, "agency_name", None) if opened else None,
         review_due_on=getattr(opened.event, "due_on", None) if opened else None,
@@ -197,13 +202,15 @@ def _view(application_id: UUID, applicant: UUID | None, own: list[Fact], persona
     return view
 
 
+def _case_id(opened: Fact | None, decision: Fact | None) -> UUID | None:
+    found = decision or opened
+    return found.event.case_id if found and isinstance(found.event, (*_OPENED, *_DECIDED)) else None
+
+
 def _decision_outcome(decision: Fact | None) -> str | None:
     if decision is None:
         return None
-    event = decision.event
-    if isinstance(event, ReviewDecided):
-        return event.decision
-    return "approved" if isinstance(event, ApplicationApproved) else "rejected"
+    return "approved" if isinstance(decision.event, ApplicationApproved) else "rejected"
 
 
 def _status(attempt: int, opened: Fact | None, decided: str | None, payments: list[Fact]) -> ViewStatus:
@@ -244,7 +251,6 @@ def _entry(fact: Fact) -> TimelineEntry | None:
         NoticeAccepted: ("notice_accepted", "阅读并同意参保登记须知"),
         ApplicationDrafted: ("drafted", "选择参保险种及缴费档次"),
         EnrollmentSubmitted: ("submitted", "提交申报"),
-        ReviewCaseOpened: ("review_opened", "受理机构已受理，审核中"),
         ApplicationUnderReview: ("review_opened", "受理机构已受理，审核中"),
         ApplicationApproved: ("approved", "审核通过"),
         ApplicationRejected: ("rejected", "审核不通过"),
@@ -256,21 +262,10 @@ def _entry(fact: Fact) -> TimelineEntry | None:
     }
     if isinstance(event, DocumentUploaded):
         return TimelineEntry(kind="document_uploaded", at=fact.at, label=f"上传{DOCUMENT_LABELS[event.kind]}")
-    if isinstance(event, ReviewDecided):
-        kind, label = ("approved", "审核通过") if event.decision == "approved" else ("rejected", "审核不通过")
-        return TimelineEntry(kind=kind, at=fact.at, label=label, attempt=attempt)
     found = labels.get(type(event))
     return TimelineEntry(kind=found[0], at=fact.at, label=found[1], attempt=attempt) if found else None
 
 
 def _timeline(facts: list[Fact]) -> list[TimelineEntry]:
-    """Each fact with its time, in order; review facts and enrollment's copies of them appear once."""
-    entries: list[TimelineEntry] = []
-    seen: set[tuple[str, int | None, datetime]] = set()
-    for fact in facts:
-        entry = _entry(fact)
-        if entry is None or (entry.kind, entry.attempt, entry.at) in seen:
-            continue
-        seen.add((entry.kind, entry.attempt, entry.at))
-        entries.append(entry)
-    return entries
+    """Each fact with its time, in order (facts of other kinds have no entry)."""
+    return [entry for entry in map(_entry, facts) if entry is not None]

@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from contracts.reference import load_districts
 from kernel.db import migrations_from
 from kernel.runtime import ServiceRuntime
 from services.identity.routes import router
@@ -17,12 +18,11 @@ def build(settings: IdentitySettings | None = None) -> tuple[FastAPI, ServiceRun
         "flexenroll identity",
         "Accounts, log-in and real-name verification of flexible-employment workers (常州灵活就业参保).",
     )
-    provider = load_provider(settings.verification_provider, settings.verification_deny_list)
+    provider = load_provider(settings.identity_verification_provider, settings.identity_verification_deny_list)
+    directory = load_districts(settings.districts_file)  # staff agencies must exist in it
     app.state.jwt_ttl_seconds = settings.jwt_ttl_seconds
 
-    @runtime.on_started
-    def _wire() -> None:
-        app.state.identity = IdentityService(runtime.pool, runtime.store, provider)
+    app.state.identity = IdentityService(runtime, provider, directory)
 
     app.include_router(router)
     return app, runtime

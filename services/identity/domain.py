@@ -8,8 +8,11 @@ from uuid import UUID
 import phonenumbers
 
 from contracts.envelope import Envelope
+from contracts.events.base import Event
 from contracts.events.identity import UserRegistered, UserVerified
-from kernel.auth import AGENCY_CODE, Role
+from contracts.reference import DistrictDirectory
+from kernel.aggregate import replay as fold
+from kernel.auth import Role
 from kernel.problems import Conflict, Refused
 from services.identity.resident_id import InvalidIdNumber, ResidentId, parse_resident_id
 
@@ -37,16 +40,21 @@ def check_password(password: str) -> None:
         raise Refused("weak_password", "密码需为8至128位，并同时包含字母和数字。")
 
 
-def check_staff_agency(role: Role, agency_code: str | None) -> str | None:
-    """A reviewer may be bound to one accepting agency (six digits, e.g. 320411); operators and
-    applicants never are. Which codes exist is review's business (its agencies.toml)."""
+def stream_id(user_id: UUID) -> str:
+    return f"user-{user_id}"
+
+
+def check_staff_agency(role: Role, agency_code: str | None, directory: DistrictDirectory) -> str | None:
+    """A reviewer may be bound to one accepting agency of the reference directory (e.g. 320411);
+    operators and applicants never are. The token carries it as the reviewer's scope."""
     if agency_code is None:
         return None
     code = agency_code.strip()
     if role != "reviewer":
         raise Refused("agency_not_allowed", "只有审核人员可以隶属于受理机构，经办管理人员和申请人不能指定受理机构。")
-    if not AGENCY_CODE.fullmatch(code):
-        raise Refused("invalid_agency", "受理机构代码应为6位数字，例如320411。")
+    if directory.agency(code) is None:
+        known = "、".join(a.code for a in directory.agencies)
+        raise Refused("unknown_agency", f"受理机构代码“{code}”不存在，可选：{known}。", known=known)
     return code
 
 
@@ -62,15 +70,16 @@ class Account:
         return 1 + (self.verified is not None)
 
 
-def replay(history: list[Envelope]) -> Account | None:
-    account: Account | None = None
-    for envelope in history:
-        if envelope.event_type == UserRegistered.event_type:
-            registered = UserRegistered.model_validate(envelope.data)
-            account = Account(user_id=registered.user_id, phone=registered.phone, role=registered.role)
-        elif envelope.event_type == UserVerified.event_type and account is not None:
-            account = Account(account.user_id, account.phone, account.role, UserVerified.model_validate(envelope.data))
+def evolve(account: Account | None, event: Event, _: Envelope) -> Account | None:
+    if isinstance(event, UserRegistered):
+        return Account(user_id=event.user_id, phone=event.phone, role=event.role)
+    if isinstance(event, UserVerified) and account is not None:
+        return Account(account.user_id, account.phone, account.role, event)
     return account
+
+
+def replay(history: list[Envelope]) -> Account | None:
+    return fold(history, evolve)
 
 
 def register(user_id: UUID, phone: str, role: Role, now: datetime) -> UserRegistered:

@@ -8,6 +8,8 @@ from stdnum import numdb
 from stdnum.cn import ric
 from stdnum.exceptions import InvalidComponent, ValidationError
 
+from contracts.events.base import mask_id_number
+
 Gender = Literal["male", "female"]
 
 
@@ -24,7 +26,7 @@ class ResidentId:
 
     @property
     def masked(self) -> str:
-        return f"{self.number[:4]}{'*' * 10}{self.number[-4:]}"
+        return mask_id_number(self.number)
 
 
 def parse_resident_id(raw: str, today: date) -> ResidentId:

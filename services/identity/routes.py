@@ -7,6 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from contracts.events.base import mask_phone
 from kernel.auth import CurrentPrincipal, Principal, issue_token
 from kernel.problems import Forbidden
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
@@ -85,7 +86,7 @@ async def open_session(body: Credentials, svc: Service, request: Request) -> Ses
         expires_in=ttl,
         user_id=principal.user_id,
         role=principal.role,
-        agency_code=principal.agency_code,
+        agency_code=principal.scope,  # a reviewer's scope is their agency (see service.register)
     )
 
 
@@ -105,7 +106,7 @@ async def get_user(user_id: UUID, svc: Service, principal: CurrentPrincipal) -> 
     v = account.verified
     return UserView(
         user_id=account.user_id,
-        phone_masked=f"{account.phone[:-8]}****{account.phone[-4:]}",
+        phone_masked=mask_phone(account.phone),
         role=account.role,
         verified=v is not None,
         name=v.name if v else None,

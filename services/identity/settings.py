@@ -1,4 +1,5 @@
-"""identity's settings: the shared ones plus the verification provider."""
+"""identity's settings: the shared ones plus the verification provider (docs/service-anatomy.md:
+own knobs are `identity_<knob>`, read from IDENTITY_<KNOB>)."""
 
 from pathlib import Path
 
@@ -11,5 +12,7 @@ class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service: str = "identity"
-    verification_provider: str = "local"
-    verification_deny_list: Path | None = None
+    # `local`, or "module:Class" of a real public-security / face-check provider (verification.py).
+    identity_verification_provider: str = "local"
+    # The local provider's stand-in for the public-security database: ID numbers it refuses.
+    identity_verification_deny_list: Path | None = None

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, Protocol
 
-from services.notify.domain import SendResult, national_number
+from kernel.effects import SendResult
+from services.notify.domain import national_number
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates
 
@@ -87,16 +88,17 @@ class AliyunSmsGateway:
         from alibabacloud_dysmsapi20170525.client import Client
         from alibabacloud_tea_openapi.models import Config
 
-        assert settings.aliyun_access_key_id and settings.aliyun_access_key_secret  # settings check this
+        key_id, key_secret = settings.notify_aliyun_access_key_id, settings.notify_aliyun_access_key_secret
+        assert key_id and key_secret  # the settings check this
         config = Config(
-            access_key_id=settings.aliyun_access_key_id.get_secret_value(),
-            access_key_secret=settings.aliyun_access_key_secret.get_secret_value(),
-            endpoint=settings.aliyun_endpoint,
+            access_key_id=key_id.get_secret_value(),
+            access_key_secret=key_secret.get_secret_value(),
+            endpoint=settings.notify_aliyun_endpoint,
         )
         missing = [t.name for t in templates.by_name.values() if not t.aliyun_code]
         if missing:
             raise ValueError(f"templates without aliyun_template_code: {', '.join(missing)}")
-        return cls(Client(config), templates, settings.sign_name, settings.send_timeout_seconds)
+        return cls(Client(config), templates, settings.notify_sign_name, settings.notify_send_timeout_seconds)
 
     async def send(self, phone: str, template: str, params: Mapping[str, str], out_id: str) -> SendResult:
         request = self.send_request(phone, template, params, out_id)

@@ -1,27 +1,33 @@
-"""Pure decisions about text messages: which SMS a decision calls for, and what an attempt's
-outcome means for the message (no I/O; times come in as arguments)."""
+"""Pure decisions about text messages: which SMS a decision calls for, whether it is too old to
+text, and which event records its fate (no I/O; times come in as arguments). What an attempt's
+outcome means is kernel.effects' business, the same for every outbound effect."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID, uuid5
-from zoneinfo import ZoneInfo
 
+from contracts.events.base import Event, mask_phone
+from contracts.events.notify import SmsFailed, SmsSent
 from contracts.events.review import ReviewDecided
+from kernel.clock import local_date
 from services.notify.templates import Templates, join_reasons
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Fixed namespace: the same cause always yields the same sms_id, on every replay and instance.
 SMS_NAMESPACE = UUID("6f1d2c1e-6a0b-5f7e-9c55-4e0f1b9d3a27")
 # Aliyun keeps send details for 30 days; no point asking about older days.
 LOOKUP_DAYS_MAX = 30
-MAX_RETRY_DELAY = timedelta(hours=1)
 
 State = Literal["awaiting_recipient", "pending", "sending", "sent", "failed", "skipped_stale"]
 STATES: tuple[State, ...] = ("awaiting_recipient", "pending", "sending", "sent", "failed", "skipped_stale")
 UNFINISHED: tuple[State, ...] = ("awaiting_recipient", "pending", "sending")
 # Replay guard: a decision older than this when notify would make it sendable is not texted.
 DEFAULT_MAX_DECISION_AGE = timedelta(hours=72)
+
+
+def stream_id(sms_id: UUID) -> str:
+    """The stream of one message's final event (SmsSent or SmsFailed)."""
+    return f"sms-{sms_id}"
 
 
 def sms_id_for(cause_event_id: UUID) -> UUID:
@@ -87,57 +93,52 @@ def stale_note(max_age: timedelta, when: Literal["first_seen", "recipient_known"
 
 
 @dataclass(frozen=True)
-class SendResult:
-    """What a gateway said. A call that said nothing (timeout, crash) has no SendResult."""
+class OutgoingSms:
+    """A message as the sender hands it to a gateway (kernel.effects' effect for notify)."""
 
-    status: Literal["accepted", "retryable", "permanent"]
-    message_id: str | None = None
-    error_code: str | None = None
+    sms_id: UUID
+    cause_event_id: UUID
+    case_id: UUID | None
+    application_id: UUID | None
+    recipient_id: UUID
+    phone: str
+    template: str
+    params: dict[str, str]
+    correlation_id: str
 
-    @classmethod
-    def accepted(cls, message_id: str | None) -> "SendResult":
-        return cls("accepted", message_id=message_id)
-
-    @classmethod
-    def refused(cls, error_code: str, *, retryable: bool) -> "SendResult":
-        return cls("retryable" if retryable else "permanent", error_code=error_code)
-
-
-@dataclass(frozen=True)
-class Next:
-    """What to record after an attempt."""
-
-    state: Literal["sent", "failed", "pending"]
-    uncertain: bool = False
-    message_id: str | None = None
-    error_code: str | None = None
-    retry_at: datetime | None = None
+    @property
+    def out_id(self) -> str:
+        """The provider's out-id (Aliyun OutId): how a lookup finds the message again."""
+        return str(self.sms_id)
 
 
-def retry_delay(attempts: int, base_seconds: float) -> timedelta:
-    return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
-
-
-def after_attempt(
-    result: SendResult | None, error: str, attempts: int, max_attempts: int, now: datetime, backoff: float
-) -> Next:
-    """`result` None means the outcome is unknown: the message may have gone out, so it is never
-    given up blindly; the next try asks the provider first (and gives up only if it was not sent)."""
-    retry_at = now + retry_delay(attempts, backoff)
-    if result is None:
-        return Next("pending", uncertain=True, error_code=error, retry_at=retry_at)
-    if result.status == "accepted":
-        return Next("sent", message_id=result.message_id)
-    code = result.error_code or "unknown_error"
-    if result.status == "permanent" or attempts >= max_attempts:
-        return Next("failed", error_code=code)
-    return Next("pending", error_code=code, retry_at=retry_at)
+def final_event(
+    sms: OutgoingSms,
+    state: Literal["sent", "failed"],
+    provider: str,
+    now: datetime,
+    message_id: str | None = None,
+    error_code: str | None = None,
+) -> Event:
+    """The event of a message's final state; the phone only masked."""
+    common: dict[str, Any] = {
+        "sms_id": sms.sms_id,
+        "recipient_id": sms.recipient_id,
+        "phone_masked": mask_phone(sms.phone),
+        "template": sms.template,
+        "provider": provider,
+        "causation_event_id": sms.cause_event_id,
+        "application_id": sms.application_id,
+        "case_id": sms.case_id,
+    }
+    if state == "sent":
+        return SmsSent(**common, provider_message_id=message_id, sent_at=now)
+    return SmsFailed(**common, error_code=error_code or "unknown_error", failed_at=now)
 
 
 def lookup_dates(first_attempt: datetime, last_attempt: datetime) -> list[date]:
     """Every Shanghai calendar day on which an earlier attempt may have reached the provider."""
-    first = first_attempt.astimezone(SHANGHAI).date()
-    last = last_attempt.astimezone(SHANGHAI).date()
+    first, last = local_date(first_attempt), local_date(last_attempt)
     first = max(first, last - timedelta(days=LOOKUP_DAYS_MAX - 1))
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 

@@ -1,16 +1,18 @@
 """SMS gateways behind one protocol, chosen by NOTIFY_GATEWAY: `local` (default) writes to the
-`sms_sink` table; `aliyun` calls Aliyun SMS (services.notify.aliyun).
+`sms_sink` table; `aliyun` calls Aliyun SMS (services.notify.aliyun). `SmsChannel` presents
+either as kernel.effects' gateway of `OutgoingSms`.
 
 Like a real provider, a gateway does NOT de-duplicate: sending the same out-id twice delivers
-two messages. Exactly-once is the sender's job (record first, look up after doubt)."""
+two messages. Exactly-once is kernel.effects' job (record first, look up after doubt)."""
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 import asyncpg
 
-from services.notify.domain import SendResult
+from kernel.effects import SendResult
+from services.notify.domain import OutgoingSms, lookup_dates
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates
 
@@ -26,6 +28,28 @@ class SmsGateway(Protocol):
         """Did a message with this out-id reach the provider on that (Shanghai) day? None: no.
         Raises when the provider cannot say."""
         ...
+
+
+class SmsChannel:
+    """An SMS gateway as kernel.effects sees it: one message in, and a lookup over every Shanghai
+    day of the earlier attempts (SMS providers keep their records by day)."""
+
+    def __init__(self, gateway: SmsGateway) -> None:
+        self.gateway = gateway
+
+    @property
+    def name(self) -> str:
+        return self.gateway.name
+
+    async def send(self, effect: OutgoingSms) -> SendResult:
+        return await self.gateway.send(effect.phone, effect.template, effect.params, effect.out_id)
+
+    async def lookup(self, effect: OutgoingSms, since: datetime, until: datetime) -> SendResult | None:
+        for day in lookup_dates(since, until):
+            found = await self.gateway.lookup(effect.phone, effect.out_id, day)
+            if found is not None:
+                return found
+        return None
 
 
 class LocalSinkGateway:
@@ -64,7 +88,7 @@ class LocalSinkGateway:
 
 
 def load_gateway(settings: NotifySettings, templates: Templates, pool: asyncpg.Pool) -> SmsGateway:
-    if settings.gateway == "aliyun":
+    if settings.notify_gateway == "aliyun":
         from services.notify.aliyun import AliyunSmsGateway  # the SDK is an optional extra
 
         return AliyunSmsGateway.from_settings(settings, templates)

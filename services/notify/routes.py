@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from kernel.auth import Principal, require_role
 from kernel.problems import NotFound
 from kernel.web import PROBLEM_RESPONSES
-from services.notify import queries
+from services.notify import projections
 from services.notify.domain import State
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["sms"])
@@ -87,8 +87,8 @@ async def list_sms(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SmsPage:
-    where = queries.SmsFilter(recipient_id=recipient_id, state=state, case_id=case_id)
-    items, total = await queries.sms_page(_pool(request), where, limit, offset)
+    where = projections.SmsFilter(recipient_id=recipient_id, state=state, case_id=case_id)
+    items, total = await projections.sms_page(_pool(request), where, limit, offset)
     return SmsPage(items=[SmsView(**i) for i in items], total=total, limit=limit, offset=offset)
 
 
@@ -96,13 +96,13 @@ async def list_sms(
 async def list_sink(
     request: Request, _: Operator, out_id: OutId = None, limit: Limit = 50, offset: Offset = 0
 ) -> SinkPage:
-    items, total = await queries.sink_page(_pool(request), out_id, limit, offset)
+    items, total = await projections.sink_page(_pool(request), out_id, limit, offset)
     return SinkPage(items=[SinkMessage(**i) for i in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/sms/{sms_id}", summary="One message of the SMS log")
 async def get_sms(sms_id: UUID, request: Request, _: Operator) -> SmsView:
-    item = await queries.sms_one(_pool(request), sms_id)
+    item = await projections.sms_one(_pool(request), sms_id)
     if item is None:
         raise NotFound("sms_not_found", "未找到该短信记录。")
     return SmsView(**item)

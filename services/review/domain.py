@@ -3,22 +3,23 @@
 A case is the review of one submission (application, attempt). It is opened once, decided once.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
 from uuid import UUID, uuid5
-from zoneinfo import ZoneInfo
 
 from contracts.envelope import Envelope
+from contracts.events.base import Event
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.review import ReviewCaseOpened, ReviewDecided, ReviewReason
+from contracts.reference import Agency
+from kernel import aggregate
+from kernel.clock import local_date
 from kernel.problems import Conflict, Refused
-from services.review.agencies import Agency
 from services.review.reasons import ReasonCatalogue
 from services.review.workdays import WorkingCalendar
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 Decision = Literal["approved", "rejected"]
 
 # Never change: case ids derived from it are stored in events and on Kafka.
@@ -47,21 +48,17 @@ class Case:
         return 1 + (self.decided is not None)
 
 
-def replay(history: Sequence[Envelope]) -> Case | None:
-    case: Case | None = None
-    for envelope in history:
-        if envelope.event_type == ReviewCaseOpened.event_type:
-            opened = ReviewCaseOpened.model_validate(envelope.data)
-            case = Case(opened=opened, opened_event_id=envelope.event_id, correlation_id=envelope.correlation_id)
-        elif envelope.event_type == ReviewDecided.event_type and case is not None:
-            decided = ReviewDecided.model_validate(envelope.data)
-            case = Case(case.opened, case.opened_event_id, case.correlation_id, decided)
+def evolve(case: Case | None, event: Event, envelope: Envelope) -> Case | None:
+    """One stored event applied to the case; `event` is already upcast to its newest version."""
+    if isinstance(event, ReviewCaseOpened):
+        return Case(opened=event, opened_event_id=envelope.event_id, correlation_id=envelope.correlation_id)
+    if isinstance(event, ReviewDecided) and case is not None:
+        return replace(case, decided=event)
     return case
 
 
-def local_date(moment: datetime) -> date:
-    """The calendar day in Changzhou: deadlines and ages are counted in Asia/Shanghai."""
-    return moment.astimezone(SHANGHAI).date()
+def replay(history: Iterable[Envelope]) -> Case | None:
+    return aggregate.replay(history, evolve)
 
 
 def open_case(

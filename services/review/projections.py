@@ -4,6 +4,7 @@ Idempotent: opening inserts at most one row per (application, attempt); a decisi
 a pending row, so replaying either event again changes nothing.
 """
 
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 from uuid import UUID
@@ -16,6 +17,19 @@ from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.db import Connection, Executor
 
 StatusFilter = Literal["pending", "decided", "all"]
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """Which cases a list shows; None: any."""
+
+    status: StatusFilter = "pending"
+    agency_code: str | None = None
+    application_id: UUID | None = None
+
+    def limited_to(self, agency_code: str) -> "CaseQuery":
+        return replace(self, agency_code=agency_code)
+
 
 _INSERT = """
 INSERT INTO cases (case_id, application_id, attempt, applicant_id, agency_code, due_on, opened_at,
@@ -78,14 +92,15 @@ async def record_decision(conn: Connection, decided: ReviewDecided) -> None:
     )
 
 
-async def list_cases(
-    db: Executor, status: StatusFilter, agency_code: str | None, limit: int, offset: int
-) -> list[asyncpg.Record]:
+async def list_cases(db: Executor, query: CaseQuery, limit: int, offset: int) -> list[asyncpg.Record]:
     # Only fixed texts are spliced in (status is a Literal, the order from _ORDER); values are bound.
-    where = "($1::text IS NULL OR agency_code = $1)" + ("" if status == "all" else f" AND status = '{status}'")
+    status = "" if query.status == "all" else f" AND status = '{query.status}'"
     return await db.fetch(
-        f"SELECT * FROM cases WHERE {where} ORDER BY {_ORDER[status]} LIMIT $2 OFFSET $3",
-        agency_code,
+        "SELECT * FROM cases WHERE ($1::text IS NULL OR agency_code = $1) "
+        f"AND ($2::uuid IS NULL OR application_id = $2){status} "
+        f"ORDER BY {_ORDER[query.status]} LIMIT $3 OFFSET $4",
+        query.agency_code,
+        query.application_id,
         limit,
         offset,
     )

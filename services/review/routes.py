@@ -1,19 +1,22 @@
-"""review's HTTP routes for the reviewer console: the case queue and decisions."""
+"""review's HTTP routes for the reviewer console: the case queue and decisions, and the shapes
+reviewers and operators read."""
 
-from datetime import date
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from contracts.http import document_url
+from contracts.reference import DistrictDirectory
 from kernel.auth import CurrentPrincipal, Principal, require_role
+from kernel.clock import local_date, today_in_changzhou
 from kernel.web import PROBLEM_RESPONSES, StrictBody
 from services.review import domain
-from services.review.projections import StatusFilter
-from services.review.service import ReviewService, today_in_changzhou
-from services.review.views import AgencyView, CaseList, CaseView, case_view
+from services.review.projections import CaseQuery, StatusFilter
+from services.review.service import ReviewService
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -38,6 +41,66 @@ class ReasonCodeView(BaseModel):
     text_required: bool
 
 
+class AgencyView(BaseModel):
+    code: str
+    name: str
+
+
+class ApplicantFacts(BaseModel):
+    """The submission as the applicant declared it, to check against the documents."""
+
+    applicant_id: UUID
+    name: str
+    id_number_masked: str
+    gender: str
+    birth_date: date
+    age_at_submission: int = Field(description="Full years (周岁) on the submission day, Asia/Shanghai.")
+    phone_masked: str
+    household_kind: str
+    household_region_code: str
+    residence_district_code: str
+    pension_tier: int | None
+    medical_tier: int | None
+
+
+class DocumentLink(BaseModel):
+    kind: str
+    content_type: str
+    sha256: str = Field(description="Of the file as submitted: a re-upload would not match.")
+    url: str
+
+
+class ReasonView(BaseModel):
+    code: str
+    text: str
+
+
+class CaseView(BaseModel):
+    case_id: UUID
+    application_id: UUID
+    attempt: int
+    status: str
+    agency: AgencyView
+    submitted_at: datetime
+    opened_at: datetime
+    due_on: date
+    overdue: bool
+    applicant: ApplicantFacts
+    documents: list[DocumentLink]
+    decision: str | None = None
+    reasons: list[ReasonView] = []
+    reviewer_id: UUID | None = None
+    decided_at: datetime | None = None
+
+
+class CaseList(BaseModel):
+    status: str
+    agency: str | None
+    application_id: UUID | None = None
+    today: date = Field(description="The day (Asia/Shanghai) against which `overdue` was judged.")
+    cases: list[CaseView]
+
+
 def service(request: Request) -> ReviewService:
     svc: ReviewService = request.app.state.review
     return svc
@@ -47,13 +110,10 @@ Service = Annotated[ReviewService, Depends(service)]
 
 
 def _scope(principal: Principal) -> str | None:
-    """The agency whose cases this principal may see and decide; None: every agency's. Only a
-    reviewer carries one (kernel.auth refuses it on anyone else); operators see all."""
-    return principal.agency_code if principal.role == "reviewer" else None
-
-
-def _view(request: Request, row: asyncpg.Record, today: date) -> CaseView:
-    return case_view(row, request.app.state.rules.agencies, request.app.state.enrollment_url, today)
+    """The agency whose cases this principal may see and decide (identity puts a bound reviewer's
+    agency code in the token's scope); None: every agency's. Only a reviewer is limited: an
+    operator oversees every agency."""
+    return principal.scope if principal.role == "reviewer" else None
 
 
 @router.get("/cases", summary="The review queue (待审核): pending cases, most urgent first")
@@ -70,13 +130,23 @@ async def list_cases(
             "(another agency's: 403 not_your_agency).",
         ),
     ] = None,
+    application_id: Annotated[
+        UUID | None,
+        Query(description="Only this application's cases (one per submission); with `status=all` for decided ones."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseList:
     today = today_in_changzhou()
     scope = _scope(principal)
-    rows = await svc.list_cases(status, agency, limit, offset, scope=scope)
-    return CaseList(status=status, agency=scope or agency, today=today, cases=[_view(request, r, today) for r in rows])
+    rows = await svc.list_cases(CaseQuery(status, agency, application_id), limit, offset, scope=scope)
+    return CaseList(
+        status=status,
+        agency=scope or agency,
+        application_id=application_id,
+        today=today,
+        cases=[_view(request, r, today) for r in rows],
+    )
 
 
 @router.get("/cases/{case_id}", summary="One review case")
@@ -100,4 +170,56 @@ async def reason_codes(request: Request, _: CurrentPrincipal) -> list[ReasonCode
 
 @router.get("/agencies", summary="The accepting agencies (受理机构), for the queue's agency filter")
 async def agencies(request: Request, _: CurrentPrincipal) -> list[AgencyView]:
-    return [AgencyView(code=a.code, name=a.name) for a in request.app.state.rules.agencies.agencies]
+    return [AgencyView(code=a.code, name=a.name) for a in request.app.state.rules.districts.agencies]
+
+
+def _view(request: Request, row: asyncpg.Record, today: date) -> CaseView:
+    return case_view(row, request.app.state.rules.districts, request.app.state.enrollment_url, today)
+
+
+def case_view(row: asyncpg.Record, districts: DistrictDirectory, enrollment_url: str, today: date) -> CaseView:
+    agency = districts.agency(row["agency_code"])
+    return CaseView(
+        case_id=row["case_id"],
+        application_id=row["application_id"],
+        attempt=row["attempt"],
+        status=row["status"],
+        # An agency removed from the file still shows its code, so old cases stay readable.
+        agency=AgencyView(code=row["agency_code"], name=agency.name if agency else row["agency_code"]),
+        submitted_at=row["submitted_at"],
+        opened_at=row["opened_at"],
+        due_on=row["due_on"],
+        overdue=domain.is_overdue(row["due_on"], row["status"] == "decided", today),
+        applicant=_applicant(row),
+        documents=[_document(d, row["application_id"], enrollment_url) for d in row["documents"]],
+        decision=row["decision"],
+        reasons=[ReasonView(**r) for r in row["reasons"]],
+        reviewer_id=row["reviewer_id"],
+        decided_at=row["decided_at"],
+    )
+
+
+def _applicant(row: asyncpg.Record) -> ApplicantFacts:
+    return ApplicantFacts(
+        applicant_id=row["applicant_id"],
+        name=row["applicant_name"],
+        id_number_masked=row["id_number_masked"],
+        gender=row["gender"],
+        birth_date=row["birth_date"],
+        age_at_submission=domain.age_on(row["birth_date"], local_date(row["submitted_at"])),
+        phone_masked=row["phone_masked"],
+        household_kind=row["household_kind"],
+        household_region_code=row["household_region_code"],
+        residence_district_code=row["residence_district_code"],
+        pension_tier=row["pension_tier"],
+        medical_tier=row["medical_tier"],
+    )
+
+
+def _document(document: dict[str, Any], application_id: UUID, enrollment_url: str) -> DocumentLink:
+    return DocumentLink(
+        kind=document["kind"],
+        content_type=document["content_type"],
+        sha256=document["sha256"],
+        url=document_url(enrollment_url, application_id, document["kind"]),
+    )

@@ -3,7 +3,7 @@ appending the events and updating the case queue in one transaction."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -11,12 +11,14 @@ import asyncpg
 from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from contracts.reference import DistrictDirectory
+from kernel.clock import utc_now
 from kernel.db import Connection
-from kernel.eventstore import ConcurrencyError, EventStore
+from kernel.eventstore import ConcurrencyError
 from kernel.logging import get_logger
 from kernel.problems import Conflict, Forbidden, NotFound, Refused
+from kernel.runtime import ServiceLayer, Storage
 from services.review import domain, projections
-from services.review.agencies import AgencyDirectory
 from services.review.reasons import ReasonCatalogue
 from services.review.workdays import WorkingCalendar
 
@@ -33,24 +35,25 @@ def check_agency(case_agency: str, scope: str | None) -> None:
 class ReviewRules:
     """What an operator configures: who reviews where, working days, the reason list."""
 
-    agencies: AgencyDirectory
+    districts: DistrictDirectory
     calendar: WorkingCalendar
     reasons: ReasonCatalogue
     due_working_days: int = 2
 
 
-class CaseIntake:
-    """Opens cases from EnrollmentSubmitted, inside the consumer's transaction (no pool needed)."""
+class ReviewService(ServiceLayer):
+    """Cases are opened on the consumer's connection (`open_case(conn, …)`, inside the batch's
+    transaction); everything a reviewer or operator does goes through the pool."""
 
-    def __init__(self, store: EventStore, rules: ReviewRules) -> None:
-        self.store = store
+    def __init__(self, storage: Storage, rules: ReviewRules) -> None:
+        super().__init__(storage)
         self.rules = rules
 
     async def open_case(
         self, conn: Connection, submitted: EnrollmentSubmitted, cause: Envelope, now: datetime
     ) -> ReviewCaseOpened | None:
         """Open the submission's case, or nothing if it has one already (None)."""
-        agency = self.rules.agencies.for_district(submitted.residence_district_code)
+        agency = self.rules.districts.agency_for(submitted.residence_district_code)
         opened = domain.open_case(submitted, agency, self.rules.calendar, self.rules.due_working_days, now)
         if not await projections.open_case(conn, opened, submitted):
             log.info("case_already_open", case_id=str(opened.case_id), application_id=str(opened.application_id))
@@ -67,13 +70,6 @@ class CaseIntake:
         )
         log.info("case_opened", case_id=str(opened.case_id), agency=agency.code, due_on=str(opened.due_on))
         return opened
-
-
-class ReviewService:
-    def __init__(self, pool: asyncpg.Pool, store: EventStore, rules: ReviewRules) -> None:
-        self.pool = pool
-        self.store = store
-        self.rules = rules
 
     async def case(self, case_id: UUID) -> domain.Case:
         case = domain.replay(await self.store.load(self.pool, domain.stream_id(case_id)))
@@ -92,7 +88,7 @@ class ReviewService:
         case = await self.case(case_id)
         # Before the domain: another agency's case is refused whatever its state.
         check_agency(case.opened.agency_code, scope)
-        decided = domain.decide(case, decision, reasons, self.rules.reasons, reviewer_id, datetime.now(UTC))
+        decided = domain.decide(case, decision, reasons, self.rules.reasons, reviewer_id, utc_now())
         async with self.pool.acquire() as conn, conn.transaction():
             try:
                 # Correlated with the application's flow; caused by the case's opening.
@@ -112,22 +108,17 @@ class ReviewService:
         return decided
 
     async def list_cases(
-        self,
-        status: projections.StatusFilter,
-        agency_code: str | None,
-        limit: int,
-        offset: int,
-        scope: str | None = None,
+        self, query: projections.CaseQuery, limit: int, offset: int, scope: str | None = None
     ) -> list[asyncpg.Record]:
-        """`agency_code`: the filter asked for; `scope`: the reviewer's own agency (None: all). A
-        reviewer with an agency gets that agency's cases whether or not they ask for it."""
+        """`query.agency_code`: the filter asked for; `scope`: the reviewer's own agency (None: all).
+        A reviewer with an agency gets that agency's cases whether or not they ask for it."""
         if scope is not None:
-            if agency_code is not None and agency_code != scope:
+            if query.agency_code is not None and query.agency_code != scope:
                 raise Forbidden("not_your_agency", "您只能查看本受理机构的案件，不能查看其他受理机构的审核队列。")
-            agency_code = scope  # an agency missing from agencies.toml simply has no cases
-        elif agency_code is not None and self.rules.agencies.get(agency_code) is None:
-            raise Refused("unknown_agency", f"未知的受理机构代码“{agency_code}”。")
-        return await projections.list_cases(self.pool, status, agency_code, limit, offset)
+            query = query.limited_to(scope)  # an agency missing from the reference file simply has no cases
+        elif query.agency_code is not None and self.rules.districts.agency(query.agency_code) is None:
+            raise Refused("unknown_agency", f"未知的受理机构代码“{query.agency_code}”。")
+        return await projections.list_cases(self.pool, query, limit, offset)
 
     async def case_row(self, case_id: UUID, scope: str | None = None) -> asyncpg.Record:
         row = await projections.get_case(self.pool, case_id)
@@ -138,7 +129,3 @@ class ReviewService:
 
     async def queue_counts(self, today: date) -> dict[str, tuple[int, int]]:
         return await projections.queue_counts(self.pool, today)
-
-
-def today_in_changzhou() -> date:
-    return domain.local_date(datetime.now(UTC))

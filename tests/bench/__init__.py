@@ -1,4 +1,4 @@
-"""Benchmarks of the kernel's batching (design §4, "Commits are the scarce resource").
+"""Benchmarks of the kernel's batching (README: "Delivery guarantees": commits are the scarce resource).
 
 Run with `make bench` or `python -m tests.bench [--quick] [--only store|consumer|relay]`.
 Every table compares its variants with a baseline run in the same process: ratios, not

@@ -24,7 +24,7 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     base, _, _ = DATABASE_URL.rpartition("/")
     blobs = tmp_path_factory.mktemp("blobs")
-    yield {"DATABASE_URL": f"{base}/{database}", "BLOB_ROOT": str(blobs), "LOG_JSON": "true"}
+    yield {"DATABASE_URL": f"{base}/{database}", "ENROLLMENT_BLOB_ROOT": str(blobs), "LOG_JSON": "true"}
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 

@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pypdf import PdfReader
 
 from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
-from tests.e2e.test_application_journey import (
+from tests.support.applicant import (
     Person,
     decide,
     eventually,

@@ -1,5 +1,6 @@
 """Every endpoint of every service, fuzzed by schemathesis from the app's own OpenAPI schema:
-bad input gets a clear refusal (problem+json, stable code, Chinese detail) and never a 500.
+every answer is what the schema declares (status code, content type, body), bad input gets a
+clear refusal (problem+json, stable code, Chinese detail) and never a 500.
 
 In-process over ASGI, with the real database and broker behind each app's runtime. Every case is
 sent as generated (no token), then as an applicant, a reviewer and an operator, and again with
@@ -26,8 +27,10 @@ from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.identity import UserRegistered, UserVerified
 from kernel.db import create_pool
+from kernel.problems import PROBLEM_MEDIA_TYPE
+from kernel.runtime import OpenStorage
+from services.enrollment import projections as enrollment_projections
 from services.enrollment.app import build as build_enrollment
-from services.enrollment.handlers import on_user_registered, on_user_verified
 from services.enrollment.rules import DOCUMENT_KINDS
 from services.enrollment.settings import EnrollmentSettings
 from services.identity.app import build as build_identity
@@ -35,7 +38,7 @@ from services.identity.settings import IdentitySettings
 from services.notify.app import build as build_notify
 from services.notify.settings import NotifySettings
 from services.review.app import build as build_review
-from services.review.service import CaseIntake
+from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from tests.support.apps import isolated
 from tests.support.fuzz import Target, problem_of
@@ -48,7 +51,11 @@ BLOBS = Path(tempfile.gettempdir()) / unique_name("fuzz-blobs")  # made by the f
 identity = Target(*build_identity(IdentitySettings(**isolated("identity"))))  # type: ignore[arg-type]
 enrollment = Target(
     *build_enrollment(
-        EnrollmentSettings(**isolated("enrollment"), blob_root=BLOBS, document_max_bytes=64 * 1024)  # type: ignore[arg-type]
+        EnrollmentSettings(
+            **isolated("enrollment"),  # type: ignore[arg-type]
+            enrollment_blob_root=BLOBS,
+            enrollment_document_max_bytes=64 * 1024,
+        )
     )
 )
 review = Target(*build_review(ReviewSettings(**isolated("review"))))  # type: ignore[arg-type]
@@ -79,8 +86,8 @@ async def seed_person(schema: str, user_id: UUID) -> None:
     pool = await create_pool(DATABASE_URL, schema, 1, 1)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            await on_user_verified(conn, wrap(verified, f"user-{user_id}", "identity"))
-            await on_user_registered(conn, wrap(registered, f"user-{user_id}", "identity"))
+            await enrollment_projections.record_verified(conn, verified)
+            await enrollment_projections.record_registered(conn, registered)
     finally:
         await pool.close()
 
@@ -91,8 +98,8 @@ async def seed_case(schema: str) -> UUID:
     submitted = EnrollmentSubmitted.model_validate(
         {**example, "application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat()}
     )
-    intake = CaseIntake(review.runtime.store, review.app.state.rules)
     pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    intake = ReviewService(OpenStorage(pool, review.runtime.store), review.app.state.rules)
     try:
         async with pool.acquire() as conn, conn.transaction():
             envelope = wrap(submitted, f"application-{submitted.application_id}", "enrollment")
@@ -152,11 +159,28 @@ def notify_running() -> Iterator[requests.Session]:
         yield http
 
 
+@pytest.mark.parametrize("target", [identity, enrollment, review, notify], ids=lambda t: t.app.title)
+def test_refusals_are_declared_as_the_problems_they_are(target: Target) -> None:
+    """Every declared 4xx answer is problem+json with the problem schema, and only that: the
+    conformance checks then read refusals' bodies (an empty schema would let any body pass)."""
+    declared = [
+        (f"{method.upper()} {path} {status}", answer.get("content", {}))
+        for path, operations in target.app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if status.startswith("4")
+    ]
+    assert declared
+    for where, content in declared:
+        assert list(content) == [PROBLEM_MEDIA_TYPE], where
+        assert {"code", "detail", "status"} <= set(content[PROBLEM_MEDIA_TYPE]["schema"]["required"]), where
+
+
 @pytest.mark.usefixtures("identity_running")
 class TestIdentity:
     @identity.schema.parametrize()
     @FUZZ
-    def test_bad_input_gets_a_problem_never_a_500(self, case: schemathesis.Case[Any]) -> None:
+    def test_answers_match_the_schema_and_refusals_are_problems(self, case: schemathesis.Case[Any]) -> None:
         identity.call_as_everyone(case)
 
 
@@ -164,7 +188,7 @@ class TestIdentity:
 class TestEnrollment:
     @enrollment.schema.parametrize()
     @FUZZ
-    def test_bad_input_gets_a_problem_never_a_500(self, case: schemathesis.Case[Any]) -> None:
+    def test_answers_match_the_schema_and_refusals_are_problems(self, case: schemathesis.Case[Any]) -> None:
         enrollment.call_as_everyone(case)
 
 
@@ -172,7 +196,7 @@ class TestEnrollment:
 class TestReview:
     @review.schema.parametrize()
     @FUZZ
-    def test_bad_input_gets_a_problem_never_a_500(self, case: schemathesis.Case[Any]) -> None:
+    def test_answers_match_the_schema_and_refusals_are_problems(self, case: schemathesis.Case[Any]) -> None:
         review.call_as_everyone(case)
 
     # Regressions: each of these was a 500 (the database refusing the value) before its fix.
@@ -195,7 +219,7 @@ class TestReview:
 class TestNotify:
     @notify.schema.parametrize()
     @FUZZ
-    def test_bad_input_gets_a_problem_never_a_500(self, case: schemathesis.Case[Any]) -> None:
+    def test_answers_match_the_schema_and_refusals_are_problems(self, case: schemathesis.Case[Any]) -> None:
         notify.call_as_everyone(case)
 
     def test_a_nul_character_in_a_filter_is_refused(self, notify_running: requests.Session) -> None:

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import asyncpg
@@ -14,7 +14,7 @@ from contracts.envelope import Envelope
 from kernel.consumer import IdempotentConsumer, subscribe
 from kernel.db import Connection
 from kernel.eventstore import EventStore
-from kernel.relay import OutboxRelay, new_producer
+from kernel.relay import OutboxRelay
 from tests.support.events import KernelPing
 from tests.support.infra import KAFKA_BOOTSTRAP, read_topic, unique_name
 
@@ -23,14 +23,6 @@ from tests.support.infra import KAFKA_BOOTSTRAP, read_topic, unique_name
 async def effects(pool: asyncpg.Pool) -> asyncpg.Pool:
     await pool.execute("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
     return pool
-
-
-@pytest.fixture
-async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(KAFKA_BOOTSTRAP, client_id="test")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def record_effect(conn: Connection, envelope: Envelope) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pypdf
 import pytest
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 
 from contracts.envelope import Envelope
 from contracts.events import topic_of
@@ -23,11 +24,14 @@ from contracts.events.notify import SmsSent
 from contracts.events.payment import PaymentSettled
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.auth import Principal, Role, issue_token
+from kernel.clock import local_date
 from kernel.db import drop_schema
 from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
+from kernel.web import CORRELATION_HEADER
+from services.enrollment import projections
+from services.enrollment.ages import add_months
 from services.enrollment.app import build
-from services.enrollment.handlers import on_user_registered, on_user_verified
 from services.enrollment.settings import EnrollmentSettings
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 from tests.support.people import id_number
@@ -41,6 +45,7 @@ DOCS = ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page")
 
 @dataclass
 class Enrollment:
+    app: FastAPI
     http: httpx.AsyncClient
     runtime: ServiceRuntime
     settings: EnrollmentSettings
@@ -68,8 +73,8 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         kafka_bootstrap=KAFKA_BOOTSTRAP,
         schema_name=unique_name("enr"),
         consumer_group_prefix=unique_name("t") + ".",
-        blob_root=tmp_path / "blobs",
-        document_max_bytes=MAX_BYTES,
+        enrollment_blob_root=tmp_path / "blobs",
+        enrollment_document_max_bytes=MAX_BYTES,
         batch_wait_ms=5,
     )
     app, runtime = build(settings)
@@ -78,7 +83,7 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
     await producer.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
     try:
-        yield Enrollment(http, runtime, settings, producer)
+        yield Enrollment(app, http, runtime, settings, producer)
     finally:
         await http.aclose()
         await producer.stop()
@@ -104,15 +109,14 @@ def verified(user_id: UUID, birth: date = date(1990, 3, 7), male: bool = True, n
 
 
 async def seed_person(e: Enrollment, user_id: UUID, **kwargs: Any) -> None:
-    """A unit of the identity-view handlers, applied directly (no broker needed)."""
+    """enrollment's view of a person as identity's events make it, written directly (no broker)."""
     registered = UserRegistered(
         user_id=user_id, phone="+8613912345678", role="applicant", registered_at=datetime.now(UTC)
     )
     async with e.runtime.pool.acquire() as conn:
         # verified first: a replay may deliver identity's events in either order
-        for event, handler in ((verified(user_id, **kwargs), on_user_verified), (registered, on_user_registered)):
-            await handler(conn, Envelope.wrap(event, stream_id=f"user-{user_id}", stream_version=1,
-                                              producer="identity", correlation_id="c"))  # fmt: skip
+        await projections.record_verified(conn, verified(user_id, **kwargs))
+        await projections.record_registered(conn, registered)
 
 
 APPLICATION = {
@@ -141,6 +145,11 @@ async def ready_application(e: Enrollment, user_id: UUID) -> str:
     for kind in DOCS:
         assert (await upload(e, user_id, app_id, kind)).status_code == 200
     return app_id
+
+
+def nanjing(**overrides: Any) -> dict[str, Any]:
+    """A Jiangsu household from another city (Nanjing 鼓楼区) living in Changzhou."""
+    return {"household_kind": "jiangsu_resident", "household_region_code": "320106", **overrides}
 
 
 async def accept_agency_notice(e: Enrollment, user_id: UUID, app_id: str, version: str) -> httpx.Response:
@@ -233,7 +242,9 @@ async def test_the_journey_from_verified_person_to_active_with_the_registration_
     form = await e.http.get(f"/v1/applications/{app_id}/registration-form.pdf", headers=e.auth(user_id))
     assert form.status_code == 200 and form.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(form.content)).pages)
-    assert "钱七" in text and "常州市劳动事务代理申请登记表" in text and "新北区劳动就业管理机构" in text
+    assert "钱七" in text and "常州市劳动事务代理申请登记表" in text
+    assert "常州市新北区人力资源和社会保障局劳动就业管理中心" in text  # the agency review routed to (320411)
+    assert "江苏省常州市天宁区" in text and "常州市新北区" in text  # household 320402, residence 320411
     assert f"版本：{agency_notice['version']}" in text  # the form states the accepted notice version
     assert "13912345678" not in text  # the phone is masked on the form
 
@@ -283,6 +294,9 @@ async def test_refusals_are_problem_details_with_stable_codes(enrollment: Enroll
     assert (not_verified.status_code, not_verified.json()["code"]) == (422, "not_verified")
     await seed_person(e, user_id)
     await seed_person(e, stranger, birth=date(1960, 1, 1))
+    # guide Q2 told at once: too old to apply, before uploading anything
+    too_old = await open_application(e, stranger)
+    assert (too_old.status_code, too_old.json()["code"]) == (422, "not_eligible_age"), too_old.text
 
     async def code(response: Awaitable[httpx.Response], status: int) -> str:
         r = await response
@@ -333,19 +347,14 @@ async def test_refusals_are_problem_details_with_stable_codes(enrollment: Enroll
     missing = await e.http.post(f"{url}/submit", headers=e.auth(user_id))
     assert missing.status_code == 422 and missing.json()["code"] == "documents_missing"
     assert missing.json()["missing"] == ["id_card_back", "hukou_first_page", "hukou_own_page"]
-    assert missing.json()["alternative"] == ["residence_permit"]
+    assert "户口簿首页" in missing.json()["detail"]
 
     for path in ("/v1/back-payments", "/v1/suspensions"):
         assert await code(e.http.post(path, json={"any": "thing"}, headers=e.auth(user_id)), 422) == "counter_only"
         assert await code(e.http.post(path), 401) == "authentication_required"
 
-    old_id = (await open_application(e, stranger)).json()["application_id"]
-    for kind in DOCS:
-        await upload(e, stranger, old_id, kind)
-    too_old = await e.http.post(f"/v1/applications/{old_id}/submit", headers=e.auth(stranger))
-    assert too_old.status_code == 422 and too_old.json()["code"] == "not_eligible_age"
     metrics = (await e.http.get("/metrics")).text
-    assert 'flexenroll_enrollment_refusals_total{action="submit",code="not_eligible_age"}' in metrics
+    assert 'flexenroll_enrollment_refusals_total{action="open",code="not_eligible_age"}' in metrics
 
 
 async def test_a_submitted_application_is_not_submitted_twice(enrollment: Enrollment) -> None:
@@ -395,3 +404,94 @@ async def test_the_agency_notice_is_accepted_after_approval_once_by_the_owner(en
     assert [t["kind"] for t in again.json()["timeline"]].count("agency_notice_accepted") == 1
     printed = await e.http.get(f"{url}/registration-form.pdf", headers=e.auth(user_id))
     assert printed.status_code == 200 and printed.content.startswith(b"%PDF")
+
+
+async def test_the_documents_depend_on_the_household_kind(enrollment: Enrollment) -> None:
+    """Guide PART-6 and Q2: a Changzhou household shows the household register, a Jiangsu
+    household from another city the residence permit; the other proof does not do."""
+    e, local, incomer = enrollment, uuid4(), uuid4()
+    await seed_person(e, local)
+    await seed_person(e, incomer, birth=date(1988, 6, 15), male=False)
+    local_app = (await open_application(e, local)).json()["application_id"]
+    incomer_app = (await open_application(e, incomer, **nanjing())).json()["application_id"]
+    for who, app_id, kinds in (
+        (local, local_app, ("id_card_front", "id_card_back", "residence_permit")),
+        (incomer, incomer_app, DOCS),
+    ):
+        for kind in kinds:
+            assert (await upload(e, who, app_id, kind)).status_code == 200
+
+    refused = await e.http.post(f"/v1/applications/{local_app}/submit", headers=e.auth(local))
+    assert (refused.status_code, refused.json()["code"]) == (422, "documents_missing")
+    assert refused.json()["missing"] == ["hukou_first_page", "hukou_own_page"]
+    assert "户口簿首页、户口簿本人页" in refused.json()["detail"]
+    refused = await e.http.post(f"/v1/applications/{incomer_app}/submit", headers=e.auth(incomer))
+    assert (refused.status_code, refused.json()["code"]) == (422, "documents_missing")
+    assert refused.json()["missing"] == ["residence_permit"] and "居住证" in refused.json()["detail"]
+
+    assert (await upload(e, incomer, incomer_app, "residence_permit", PDF)).status_code == 200
+    submitted = await e.http.post(f"/v1/applications/{incomer_app}/submit", headers=e.auth(incomer))
+    assert submitted.status_code == 200, submitted.text
+
+
+async def test_age_is_checked_again_at_submission(enrollment: Enrollment) -> None:
+    """Opened the day before his 60th birthday (guide Q2), submitted on it: refused then."""
+    e, user_id = enrollment, uuid4()
+    now = datetime.now(UTC)
+    today = local_date(now)
+    birth = add_months(today, -60 * 12) + timedelta(days=1)
+    await seed_person(e, user_id, birth=birth)
+    app_id = await ready_application(e, user_id)
+    service = e.app.state.enrollment
+    service.clock = lambda: now + timedelta(days=1)
+    refused = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
+    assert (refused.status_code, refused.json()["code"]) == (422, "not_eligible_age"), refused.text
+    service.clock = lambda: now
+    assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
+
+
+async def test_an_applications_events_share_the_correlation_id_of_its_first(enrollment: Enrollment) -> None:
+    """Each request comes with its own correlation id; the application's events all carry the
+    opening request's, review's outcome included (caused by review's events)."""
+    e, user_id = enrollment, uuid4()
+    await seed_person(e, user_id)
+
+    def request(n: int) -> dict[str, str]:
+        return {**e.auth(user_id), CORRELATION_HEADER: f"request-{n}"}
+
+    created = await e.http.post("/v1/applications", json=APPLICATION, headers=request(1))
+    app_id = created.json()["application_id"]
+    url = f"/v1/applications/{app_id}"
+    for n, kind in enumerate(DOCS, start=2):
+        files = {"file": ("photo.bin", JPEG, "application/octet-stream")}
+        assert (await e.http.put(f"{url}/documents/{kind}", files=files, headers=request(n))).status_code == 200
+    patched = await e.http.patch(url, json={"pension_tier": 4}, headers=request(10))
+    assert patched.status_code == 200
+    assert (await e.http.post(f"{url}/submit", headers=request(11))).status_code == 200
+    decided = await decide(e, user_id, app_id, 1, "approved")
+    await wait_status(e, user_id, app_id, "approved", 1)
+    version = (await e.http.get("/v1/agency-notice")).json()["version"]
+    accepted = await e.http.post(f"{url}/agency-notice", json={"version": version}, headers=request(12))
+    assert accepted.status_code == 200
+
+    history = await e.runtime.store.load(e.runtime.pool, f"application-{app_id}")
+    assert [h.event_type for h in history][-3:] == [
+        "ApplicationUnderReview",
+        "ApplicationApproved",
+        "AgencyNoticeAccepted",
+    ]
+    assert {h.correlation_id for h in history} == {"request-1"}
+    assert history[-2].causation_id == str(decided.event_id)  # review's decision caused the copy
+    facts = await projections.facts_of(e.runtime.pool, UUID(app_id))
+    assert {f.correlation_id for f in facts if f.producer == "enrollment"} == {"request-1"}
+
+
+async def test_the_status_view_names_the_review_case(enrollment: Enrollment) -> None:
+    e, user_id = enrollment, uuid4()
+    await seed_person(e, user_id)
+    app_id = await ready_application(e, user_id)
+    assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
+    assert (await status_of(e, user_id, app_id))["case_id"] is None
+    decided = await decide(e, user_id, app_id, 1, "rejected")
+    view = await wait_status(e, user_id, app_id, "rejected", 1)
+    assert view["case_id"] == str(decided.data["case_id"])

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from kernel.relay import new_producer
 from ops import flexctl
-from tests.integration.test_flexctl_rebuild import PHONE, publish, small_journey
 from tests.support.infra import KAFKA_BOOTSTRAP
-from tests.unit.test_enrollment_status import Journey
+from tests.support.journey import PHONE, Journey, small_journey
+from tests.support.kafka import publish
 
 FULL_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
 FULL_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")

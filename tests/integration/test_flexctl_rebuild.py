@@ -1,16 +1,19 @@
 """`flexctl projection rebuild enrollment-status` on the real topics and database.
 
-A fresh application's journey is published to the real topics and handled by the live path (the
-enrollment `status` handlers through the kernel's IdempotentConsumer, on the records read back
-from Kafka) into a schema of its own. The rebuild then reads the topics from the beginning (with
+A fresh application's journey is published to the real topics and handled by the live path
+(enrollment's own events recorded as the service layer does when it appends them; the others
+through the `status` subscription's handlers and the kernel's IdempotentConsumer, on the records
+read back from Kafka) into a schema of its own. The rebuild then reads the topics from the beginning (with
 everybody else's facts too: the assertions look at this application only) and must give exactly
 the view live processing gave, keep what arrived meanwhile, and leave no table behind.
 """
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -21,32 +24,19 @@ from typer.testing import CliRunner
 
 from contracts.envelope import Envelope
 from contracts.events import topic_of
-from contracts.events.identity import UserRegistered
 from contracts.events.payment import PaymentSettled
-from contracts.topics import EVENT_TOPICS, dlq_topic
+from contracts.topics import dlq_topic
 from kernel.consumer import IdempotentConsumer
 from kernel.db import create_pool, drop_schema, migrate, migrations_from
-from kernel.relay import new_producer
 from ops import flexctl
 from ops.kafka_ops import partitions_of
 from ops.rebuild import StatusRebuild
-from services.enrollment import projections
-from services.enrollment.handlers import STATUS_HANDLERS
+from services.enrollment import projections, rebuild
 from services.enrollment.status import fold
+from tests.support.apps import enrollment_handlers
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, topic, unique_name
-from tests.unit.test_enrollment_status import START, Journey, reviewed, verified_and_submitted
-
-PHONE = "+8613912345678"  # UserRegistered carries the full number; EnrollmentSubmitted another one
-
-
-def small_journey() -> Journey:
-    """register → verify → notice → draft → upload → submit → case opened → approved → SMS."""
-    j = Journey()
-    user = f"user-{j.applicant_id}"
-    j.add(UserRegistered(user_id=j.applicant_id, phone=PHONE, role="applicant", registered_at=j.at()), user, "identity")
-    verified_and_submitted(j)
-    reviewed(j, 1, "approved")
-    return j
+from tests.support.journey import START, Journey, small_journey
+from tests.support.kafka import publish
 
 
 def settled(j: Journey) -> Envelope:
@@ -62,37 +52,38 @@ def settled(j: Journey) -> Envelope:
     )
 
 
-async def publish(producer: AIOKafkaProducer, envelopes: Sequence[Envelope]) -> None:
-    for e in envelopes:
-        await producer.send_and_wait(
-            topic(topic_of(e.event_type)), e.to_json(), key=e.kafka_key(), headers=e.kafka_headers()
-        )
+async def record_own(pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> None:
+    """What enrollment's service layer does in the transaction that appends its own events."""
+    async with pool.acquire() as conn:
+        await projections.record_facts(conn, [e for e in envelopes if e.producer == "enrollment"])
 
 
 @dataclass
 class LivePath:
-    """What the running service's `status` subscription does: every record that reaches the
-    topics, through the kernel's IdempotentConsumer and enrollment's status handlers, into the
-    test's schema. It follows the topics from where they ended when it was created, so it sees
-    the journey and what the running services (`make up`) did about it (e.g. review opens a case
-    for the submission, notify texts the applicant)."""
+    """What the running service's `status` subscription does: every record that reaches its
+    topics (identity, payment, notify), through the kernel's IdempotentConsumer and enrollment's
+    status handlers, into the test's schema. It follows the topics from where they ended when it
+    was created, so it sees the journey and what running services did about it (e.g. notify
+    texts the applicant)."""
 
     consumer: IdempotentConsumer
     reader: AIOKafkaConsumer
     positions: dict[TopicPartition, int]
 
     @classmethod
-    async def start(cls, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> "LivePath":
+    async def start(cls, pool: asyncpg.Pool, producer: AIOKafkaProducer, schema: str) -> "LivePath":
+        subscriptions = enrollment_handlers(schema, Path(tempfile.gettempdir())).subscriptions()
+        status = next(s for s in subscriptions if s.purpose == "status")
         reader = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
         await reader.start()
-        parts = [tp for name in EVENT_TOPICS for tp in await partitions_of(reader, topic(name))]
+        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic(name) for name in status.topics], wait_seconds=5)
         reader.assign(parts)
         consumer = IdempotentConsumer(
             name=unique_name("t.enrollment.status"),
             pool=pool,
             producer=producer,
             dlq_topic=topic(dlq_topic("enrollment")),
-            handlers=STATUS_HANDLERS,
+            handlers=status.handlers,
         )
         return cls(consumer, reader, dict(await reader.end_offsets(parts)))
 
@@ -115,14 +106,6 @@ class LivePath:
 
 
 @pytest.fixture
-async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(KAFKA_BOOTSTRAP, client_id="test-flexctl")
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
 async def enrollment_pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(DATABASE_URL, schema, 1, 4)
     await migrate(pool, schema, migrations_from("services.enrollment"))
@@ -131,8 +114,8 @@ async def enrollment_pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def live(enrollment_pool: asyncpg.Pool, producer: AIOKafkaProducer) -> AsyncIterator[LivePath]:
-    path = await LivePath.start(enrollment_pool, producer)
+async def live(enrollment_pool: asyncpg.Pool, producer: AIOKafkaProducer, schema: str) -> AsyncIterator[LivePath]:
+    path = await LivePath.start(enrollment_pool, producer, schema)
     yield path
     await path.stop()
 
@@ -154,6 +137,7 @@ async def test_the_rebuild_gives_the_live_view_keeps_late_facts_and_switches(
 ) -> None:
     j = small_journey()
     await publish(producer, j.envelopes)
+    await record_own(enrollment_pool, j.envelopes)
     await live.catch_up()
     app = j.application_id
     first_view = fold(app, await projections.facts_of(enrollment_pool, app))
@@ -178,11 +162,14 @@ async def test_the_rebuild_gives_the_live_view_keeps_late_facts_and_switches(
     assert view == fold(app, live_view["facts"])  # exactly what live processing had at the switch
     assert view is not None and view.status == "active"  # the late payment survived the switch
     assert {e.event_id: e for e in rebuilt} == {e.event_id: e for e in live_view["facts"]}
-    facts = {e.event_id for e in j.envelopes if e.event_type in STATUS_HANDLERS}
+    facts = {e.event_id for e in j.envelopes if e.event_type in rebuild.FACT_EVENT_TYPES}
+    assert {e.event_type for e in rebuilt}.isdisjoint({"ReviewCaseOpened", "ReviewDecided"})
     assert facts | {late.event_id} <= {e.event_id for e in rebuilt}
     # the topics gave the journey; the late fact (and what arrived after the read) was carried over
     assert report.carried_over >= 1 and report.total >= report.inserted + 1
-    assert report.inserted >= len(facts) and report.messages >= len(j.envelopes) and report.failed == 0
+    read = [e for e in j.envelopes if topic_of(e.event_type) in rebuild.TOPICS]  # not review.events
+    assert report.inserted >= len(facts) and report.messages >= len(read) and report.failed == 0
+    assert len(read) < len(j.envelopes)
     after = await table_shape(enrollment_pool)
     assert after["oid"] != before["oid"] and after["leftovers"] == []
     assert after["indexes"] == before["indexes"] and after["constraints"] == before["constraints"]

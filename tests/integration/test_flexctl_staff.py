@@ -8,8 +8,10 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from contracts.reference import load_districts
 from kernel.db import create_pool, drop_schema
 from kernel.eventstore import EventStore
+from kernel.runtime import OpenStorage
 from ops import flexctl
 from services.identity.service import IdentityService
 from services.identity.verification import load_provider
@@ -39,9 +41,10 @@ async def agency_and_login(schema: str, phone: str) -> tuple[str | None, str | N
     pool = await create_pool(DATABASE_URL, schema, 1, 1)
     try:
         stored = await pool.fetchval("SELECT agency_code FROM credentials WHERE phone = $1", f"+86{phone}")
-        service = IdentityService(pool, EventStore("identity", schema), load_provider("local", None))
+        provider = load_provider("local", None)
+        service = IdentityService(OpenStorage(pool, EventStore("identity", schema)), provider, load_districts())
         principal = await service.login(phone, PASSWORD)
-        return stored, principal.agency_code
+        return stored, principal.scope
     finally:
         await pool.close()
 
@@ -70,18 +73,20 @@ def test_staff_add_with_an_agency_binds_the_reviewer_to_it(schema: str) -> None:
     assert asyncio.run(agency_and_login(schema, "13700000003")) == (None, None)
 
 
-def test_staff_add_warns_about_a_code_outside_changzhou_but_stores_it(schema: str) -> None:
-    code, output = add("--phone", "13700000004", "--agency", "110101")  # reviewer is the default role
+def test_staff_add_refuses_an_agency_the_reference_directory_does_not_list(schema: str) -> None:
+    """A reviewer bound to an unknown agency would see no case at all: refused, with the codes that exist."""
+    for unknown in ("110101", "320499", "32041"):  # outside Changzhou, a code with no office, malformed
+        code, output = add("--phone", "13700000004", "--agency", unknown)  # reviewer is the default role
+        assert code == 1 and "unknown_agency" in output and "320411" in output, output
+    code, output = add("--phone", "13700000005", "--agency", "320481")  # 溧阳市: listed
     assert code == 0, output
-    assert "warning" in output and "110101" in output and "320411" in output
-    assert asyncio.run(agency_and_login(schema, "13700000004")) == ("110101", "110101")
-    code, output = add("--phone", "13700000005", "--agency", "320499")  # any 3204xx: no warning
-    assert code == 0 and "warning" not in output, output
+    assert asyncio.run(agency_and_login(schema, "13700000005")) == ("320481", "320481")
+    assert asyncio.run(accounts(schema)) == 1
 
 
 def test_staff_add_refuses_a_malformed_agency_and_one_for_an_operator(schema: str) -> None:
-    code, output = add("--phone", "13700000006", "--role", "reviewer", "--agency", "32041")
-    assert code == 1 and "invalid_agency" in output and "6位数字" in output, output
+    code, output = add("--phone", "13700000006", "--role", "reviewer", "--agency", "abcdef")
+    assert code == 1 and "unknown_agency" in output, output
     code, output = add("--phone", "13700000007", "--role", "operator", "--agency", "320411")
     assert code == 2 and "reviewers only" in output, output
     code, output = add("--phone", "13700000008", "--role", "reviewer", "--agency", "320411")  # the schema exists now

@@ -27,7 +27,7 @@ PASSWORD = "s3cret-pass"
 def identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, ServiceRuntime]:
     deny = tmp_path_factory.mktemp("deny") / "deny.txt"
     deny.write_text(id_number(date(1970, 1, 1), seq=9) + "  # a stolen identity\n")
-    settings = IdentitySettings(**isolated("identity"), verification_deny_list=deny)  # type: ignore[arg-type]
+    settings = IdentitySettings(**isolated("identity"), identity_verification_deny_list=deny)  # type: ignore[arg-type]
     return build(settings)
 
 
@@ -161,17 +161,19 @@ async def test_a_staff_account_with_an_agency_gets_it_in_its_token_applicants_ne
     bound_id = await svc.register("13800138010", PASSWORD, "reviewer", "test-corr", agency_code="320411")
     bound = await session("13800138010")
     assert bound["role"] == "reviewer" and bound["agency_code"] == "320411"
-    assert claims(bound["access_token"])["agency"] == "320411"
-    assert read_token(str(bound["access_token"]), _secret()) == Principal(bound_id, "reviewer", "320411")
+    assert claims(bound["access_token"])["scope"] == "320411"
+    assert read_token(str(bound["access_token"]), _secret()) == Principal(bound_id, "reviewer", scope="320411")
 
     await svc.register("13800138011", PASSWORD, "reviewer", "test-corr")  # city-level
     await svc.register("13800138012", PASSWORD, "operator", "test-corr")
     applicant_id, _ = await register(client, "13800138013")
     for phone in ("13800138011", "13800138012", "13800138013"):
         plain = await session(phone)
-        assert plain["agency_code"] is None and "agency" not in claims(plain["access_token"])
+        assert plain["agency_code"] is None and "scope" not in claims(plain["access_token"])
 
-    for role, agency, code in [("reviewer", "32041", "invalid_agency"), ("reviewer", "abcdef", "invalid_agency"),
+    # Only agencies of the reference directory (contracts/reference/districts.toml) exist.
+    for role, agency, code in [("reviewer", "32041", "unknown_agency"), ("reviewer", "abcdef", "unknown_agency"),
+                               ("reviewer", "110101", "unknown_agency"), ("reviewer", "320499", "unknown_agency"),
                                ("operator", "320411", "agency_not_allowed"),
                                ("applicant", "320411", "agency_not_allowed")]:  # fmt: skip
         with pytest.raises(Refused) as refused:

@@ -20,16 +20,19 @@ from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.auth import Principal, issue_token
+from kernel.clock import utc_now
 from kernel.db import create_pool, migrate, migrations_from
-from kernel.relay import new_producer
-from kernel.runtime import ServiceRuntime
+from kernel.eventstore import EventStore
+from kernel.runtime import ServiceRuntime, StoreOnly
+from ops.kafka_ops import partitions_of
 from services.notify.app import build
 from services.notify.domain import sms_id_for
 from services.notify.gateway import LocalSinkGateway
-from services.notify.handlers import NotifyHandlers, utc_now
+from services.notify.handlers import NotifyHandlers
+from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, partitions_of, topic, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -58,7 +61,7 @@ async def end_offsets(topics: list[str], group: str | None = None) -> dict[Topic
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [tp for topic in topics for tp in await partitions_of(consumer, topic)]
+        parts = await partitions_of(KAFKA_BOOTSTRAP, topics, wait_seconds=5)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         if group is not None:
             consumer.assign(parts)
@@ -115,20 +118,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
 
 
 @pytest.fixture
-async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(KAFKA_BOOTSTRAP, client_id="notify-test")
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
 async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Notify]]]:
     started: list[Notify] = []
 
     async def start(clock: Callable[[], datetime] = utc_now) -> Notify:
         settings = NotifySettings(
-            schema_name=schema, consumer_group_prefix=unique_name("it") + ".", sender_poll_seconds=0.1
+            schema_name=schema, consumer_group_prefix=unique_name("it") + ".", notify_sender_poll_seconds=0.1
         )
         await end_offsets(
             [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
@@ -311,7 +306,7 @@ async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
     pool = await create_pool(DATABASE_URL, schema, 1, 2)
     try:
         await migrate(pool, schema, migrations_from("services.notify"))
-        handlers = NotifyHandlers(templates)
+        handlers = NotifyHandlers(NotifyService(StoreOnly(EventStore("notify", schema)), templates))
         async with pool.acquire() as conn, conn.transaction():
             await handlers.on_user_registered(conn, registered(user_id, number))
             await handlers.on_review_decided(conn, decision)

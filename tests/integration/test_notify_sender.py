@@ -2,7 +2,7 @@
 timeout, concurrent senders. (The Kafka path is in test_notify_flow.py.)"""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,12 +13,17 @@ import pytest
 from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
+from kernel.clock import utc_now
 from kernel.db import migrate, migrations_from
+from kernel.effects import SendResult
 from kernel.eventstore import EventStore
-from services.notify.domain import SendResult, sms_id_for
+from kernel.runtime import StoreOnly
+from services.notify.domain import sms_id_for
 from services.notify.gateway import LocalSinkGateway
 from services.notify.handlers import NotifyHandlers
+from services.notify.projections import sms_one
 from services.notify.sender import Sender
+from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates, load_templates
 
@@ -63,10 +68,18 @@ async def notify_pool(pool: asyncpg.Pool, schema: str) -> asyncpg.Pool:
 
 
 def settings(schema: str, **overrides: Any) -> NotifySettings:
-    return NotifySettings(schema_name=schema, retry_backoff_seconds=0, **overrides)
+    return NotifySettings(schema_name=schema, notify_retry_backoff_seconds=0, **overrides)
 
 
-async def record_decision(pool: asyncpg.Pool, templates: Templates = TEMPLATES, *, rejected: bool = False) -> UUID:
+def notify_service(
+    schema: str, templates: Templates = TEMPLATES, clock: Callable[[], datetime] = utc_now
+) -> NotifyService:
+    return NotifyService(StoreOnly(EventStore("notify", schema)), templates, clock=clock)
+
+
+async def record_decision(
+    pool: asyncpg.Pool, schema: str, templates: Templates = TEMPLATES, *, rejected: bool = False
+) -> UUID:
     """What the consumer does on UserRegistered and ReviewDecided; returns the sms_id."""
     user_id, case_id = uuid4(), uuid4()
     now = datetime.now(UTC)
@@ -78,7 +91,7 @@ async def record_decision(pool: asyncpg.Pool, templates: Templates = TEMPLATES, 
         reasons=[ReviewReason(code="documents_unreadable", text="照片模糊")] if rejected else [],
         reviewer_id=uuid4(), decided_at=now,
     )  # fmt: skip
-    handlers = NotifyHandlers(templates)
+    handlers = NotifyHandlers(notify_service(schema, templates))
     envelopes = [
         Envelope.wrap(
             registered, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c"
@@ -109,13 +122,13 @@ async def events(pool: asyncpg.Pool, sms_id: UUID) -> list[tuple[str, dict[str, 
 
 
 def sender(pool: asyncpg.Pool, schema: str, gateway: Scripted, **overrides: Any) -> Sender:
-    return Sender(pool, EventStore("notify", schema), gateway, settings(schema, **overrides))
+    return Sender(pool, notify_service(schema), gateway, settings(schema, **overrides))
 
 
 async def test_a_timeout_after_the_provider_took_the_message_is_resolved_by_lookup(
     notify_pool: asyncpg.Pool, schema: str
 ) -> None:
-    sms_id = await record_decision(notify_pool)
+    sms_id = await record_decision(notify_pool, schema)
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), ["deliver_then_timeout"])
     s = sender(notify_pool, schema, gateway)
 
@@ -134,7 +147,7 @@ async def test_a_timeout_after_the_provider_took_the_message_is_resolved_by_look
 async def test_a_timeout_before_the_provider_took_it_is_sent_after_lookup(
     notify_pool: asyncpg.Pool, schema: str
 ) -> None:
-    sms_id = await record_decision(notify_pool)
+    sms_id = await record_decision(notify_pool, schema)
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), ["timeout"])
     s = sender(notify_pool, schema, gateway)
     await s.run_once()
@@ -145,7 +158,7 @@ async def test_a_timeout_before_the_provider_took_it_is_sent_after_lookup(
 
 
 async def test_when_the_provider_cannot_say_nothing_is_sent(notify_pool: asyncpg.Pool, schema: str) -> None:
-    sms_id = await record_decision(notify_pool)
+    sms_id = await record_decision(notify_pool, schema)
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), ["timeout", "lookup_fails"])
     s = sender(notify_pool, schema, gateway)
     await s.run_once()
@@ -158,7 +171,7 @@ async def test_when_the_provider_cannot_say_nothing_is_sent(notify_pool: asyncpg
 
 
 async def test_a_permanent_refusal_fails_with_sms_failed(notify_pool: asyncpg.Pool, schema: str) -> None:
-    sms_id = await record_decision(notify_pool, rejected=True)
+    sms_id = await record_decision(notify_pool, schema, rejected=True)
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), ["isv.MOBILE_NUMBER_ILLEGAL"])
     await sender(notify_pool, schema, gateway).run_once()
     row = await state_of(notify_pool, sms_id)
@@ -171,10 +184,10 @@ async def test_a_permanent_refusal_fails_with_sms_failed(notify_pool: asyncpg.Po
 async def test_retryable_refusals_stop_after_max_attempts_without_lookups(
     notify_pool: asyncpg.Pool, schema: str
 ) -> None:
-    sms_id = await record_decision(notify_pool)
+    sms_id = await record_decision(notify_pool, schema)
     limited = "isv.BUSINESS_LIMIT_CONTROL"
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), [limited, limited, limited])
-    s = sender(notify_pool, schema, gateway, max_send_attempts=2)
+    s = sender(notify_pool, schema, gateway, notify_max_send_attempts=2)
     await s.run_once()
     assert (await state_of(notify_pool, sms_id))["state"] == "pending"
     await s.run_once()
@@ -185,9 +198,9 @@ async def test_retryable_refusals_stop_after_max_attempts_without_lookups(
 
 
 async def test_concurrent_senders_text_each_message_once(notify_pool: asyncpg.Pool, schema: str) -> None:
-    ids = [await record_decision(notify_pool) for _ in range(30)]
+    ids = [await record_decision(notify_pool, schema) for _ in range(30)]
     sink = LocalSinkGateway(notify_pool, TEMPLATES)
-    senders = [sender(notify_pool, schema, Scripted(sink, []), sender_batch=4) for _ in range(4)]
+    senders = [sender(notify_pool, schema, Scripted(sink, []), notify_sender_batch=4) for _ in range(4)]
     for _ in range(10):
         await asyncio.gather(*(s.run_once() for s in senders))
     per_out_id = await notify_pool.fetch("SELECT out_id, count(*) AS n FROM sms_sink GROUP BY out_id")
@@ -205,7 +218,7 @@ async def test_the_sweep_skips_a_message_whose_decision_grew_stale_while_waiting
     """The sender's sweep releases waiting messages too (when the phone arrived in a transaction
     that did not see the message): stale at the sweep's `now` -> skipped_stale, never sent."""
     now = datetime.now(UTC)
-    handlers = NotifyHandlers(TEMPLATES, clock=lambda: now)
+    handlers = NotifyHandlers(notify_service(schema, clock=lambda: now))
     waiting: dict[str, UUID] = {}
     for name, decided_at in (("late", now - timedelta(seconds=1)), ("in_time", now)):
         user_id, case_id = uuid4(), uuid4()
@@ -227,9 +240,8 @@ async def test_the_sweep_skips_a_message_whose_decision_grew_stale_while_waiting
 
     gateway = Scripted(LocalSinkGateway(notify_pool, TEMPLATES), [])
     # 72 h after `now`: "in_time" is exactly at the limit (still texted), "late" one second past it
-    at_limit = Sender(
-        notify_pool, EventStore("notify", schema), gateway, settings(schema), clock=lambda: now + timedelta(hours=72)
-    )
+    later = notify_service(schema, clock=lambda: now + timedelta(hours=72))
+    at_limit = Sender(notify_pool, later, gateway, settings(schema))
     await at_limit.run_once()
     late, in_time = await state_of(notify_pool, waiting["late"]), await state_of(notify_pool, waiting["in_time"])
     assert (late["state"], late["attempts"]) == ("skipped_stale", 0)
@@ -260,7 +272,7 @@ async def test_upgrade_from_001_keeps_rows_and_old_waiting_rows_age_from_created
 ) -> None:
     """A schema made by 001 with rows in it (the live upgrade): 002 finds 001's generated
     constraint names; a message recorded before 002 has no decided_at, its created_at counts."""
-    [first, second] = migrations_from("services.notify")
+    first, second, *_ = migrations_from("services.notify")
     assert first.name.endswith("001_sms.sql") and second.name.endswith("002_skipped_stale.sql")
     await migrate(pool, schema, [first])
     user_id, sms_id = uuid4(), uuid4()
@@ -277,6 +289,25 @@ async def test_upgrade_from_001_keeps_rows_and_old_waiting_rows_age_from_created
         phone, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c"
     )
     async with pool.acquire() as conn, conn.transaction():
-        await NotifyHandlers(TEMPLATES).on_user_registered(conn, envelope)
+        await NotifyHandlers(notify_service(schema)).on_user_registered(conn, envelope)
     row = await state_of(pool, sms_id)
     assert row["state"] == "skipped_stale" and "phone became known" in row["last_error"]
+
+
+async def test_upgrade_to_003_keeps_the_provider_id_under_the_standard_column(pool: asyncpg.Pool, schema: str) -> None:
+    """kernel.effects' standard column is provider_ref: 003 renames 001's provider_message_id, with
+    its values, and the SMS log still shows it as provider_message_id."""
+    migrations = migrations_from("services.notify")
+    assert migrations[2].name.endswith("003_effect_columns.sql")
+    await migrate(pool, schema, migrations[:2])
+    sms_id = uuid4()
+    await pool.execute(
+        "INSERT INTO sms_messages (sms_id, cause_event_id, recipient_id, phone, template, params, text, "
+        "correlation_id, state, provider, provider_message_id) VALUES ($1, $1, $1, '+8613900000001', "
+        "'review_approved', '{}', 't', 'c', 'sent', 'aliyun', 'biz-42')",
+        sms_id,
+    )
+    assert await migrate(pool, schema, migrations) == [migrations[2].name]
+    assert await pool.fetchval("SELECT provider_ref FROM sms_messages WHERE sms_id = $1", sms_id) == "biz-42"
+    shown = await sms_one(pool, sms_id)
+    assert shown is not None and shown["provider_message_id"] == "biz-42" and shown["phone_masked"] == "+86139****0001"

@@ -19,8 +19,8 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
 from kernel.auth import Principal, issue_token
-from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
+from ops.kafka_ops import partitions_of
 from services.review.app import build
 from services.review.settings import ReviewSettings
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
@@ -35,7 +35,7 @@ class Review:
     schema: str
 
     def auth(self, role: str, user_id: UUID | None = None, agency: str | None = None) -> dict[str, str]:
-        token = issue_token(Principal(user_id or uuid4(), role, agency), SECRET, 600)  # type: ignore[arg-type]
+        token = issue_token(Principal(user_id or uuid4(), role, scope=agency), SECRET, 600)  # type: ignore[arg-type]
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -47,7 +47,7 @@ async def review(schema: str) -> AsyncIterator[Review]:
         database_url=DATABASE_URL,
         kafka_bootstrap=KAFKA_BOOTSTRAP,
         review_metrics_refresh_seconds=0.2,
-        enrollment_public_url="https://enrol.example",
+        review_enrollment_url="https://enrol.example",
     )
     app, runtime = build(settings)
     await runtime.start()
@@ -56,14 +56,6 @@ async def review(schema: str) -> AsyncIterator[Review]:
             yield Review(runtime, http, schema)
     finally:
         await runtime.stop()
-
-
-@pytest.fixture
-async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(KAFKA_BOOTSTRAP, client_id="review-test")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def submission(**changes: Any) -> Envelope:
@@ -116,10 +108,7 @@ async def end_offsets(topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic], wait_seconds=5)
         return dict(await consumer.end_offsets(parts))
     finally:
         await consumer.stop()
@@ -392,6 +381,47 @@ async def test_a_reviewer_with_an_agency_sees_and_decides_only_its_cases(
 
     _, decided_a, codes = await queue(reviewer_a, "status=decided")
     assert a_id in decided_a and b_id not in decided_a and codes == {"320411"}
+
+
+async def test_the_queue_filters_by_application(review: Review, producer: AIOKafkaProducer) -> None:
+    """From an application to its cases: one per submission, within the reviewer's agency."""
+    first = submission(residence_district_code="320411")
+    application_id = str(first.data["application_id"])
+    second = submission(application_id=application_id, attempt=2, residence_district_code="320411")
+    elsewhere = submission(residence_district_code="320402")
+    for envelope in (first, second, elsewhere):
+        await send(producer, envelope)
+        await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
+
+    async def cases(auth: dict[str, str], of: str, status: str = "pending") -> list[dict[str, Any]]:
+        answer = await review.http.get("/v1/cases", params={"application_id": of, "status": status}, headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["application_id"] == of
+        return list(answer.json()["cases"])
+
+    operator, tianning = review.auth("operator"), review.auth("reviewer", agency="320402")
+    xinbei = review.auth("reviewer", agency="320411")
+
+    both = await cases(operator, application_id, "all")
+    assert sorted(c["attempt"] for c in both) == [1, 2]
+    assert {c["application_id"] for c in both} == {application_id}
+    assert {c["case_id"] for c in await cases(xinbei, application_id, "all")} == {c["case_id"] for c in both}
+    # A reviewer bound to another agency still sees only their agency's cases: none of this application.
+    assert await cases(tianning, application_id, "all") == []
+    [theirs] = await cases(tianning, str(elsewhere.data["application_id"]))
+    assert theirs["agency"]["code"] == "320402"
+    refused = await review.http.get(f"/v1/cases?application_id={application_id}&agency=320411", headers=tianning)
+    assert refused.status_code == 403 and refused.json()["code"] == "not_your_agency"
+
+    first_case = next(c for c in both if c["attempt"] == 1)
+    decided = await review.http.post(
+        f"/v1/cases/{first_case['case_id']}/decision", json={"decision": "approved"}, headers=xinbei
+    )
+    assert decided.status_code == 201, decided.text
+    assert [c["attempt"] for c in await cases(xinbei, application_id)] == [2]  # pending, the default
+    assert [c["case_id"] for c in await cases(operator, application_id, "decided")] == [first_case["case_id"]]
+    malformed = await review.http.get("/v1/cases?application_id=not-a-uuid", headers=operator)
+    assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_request"
 
 
 async def test_the_case_table_refuses_a_second_case_for_a_submission(review: Review) -> None:

@@ -2,11 +2,18 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
-from kernel.runtime import ServiceRuntime
+from kernel.eventstore import EventStore
+from kernel.runtime import ServiceRuntime, StoreOnly
+from services.enrollment.app import config_from
+from services.enrollment.blobs import LocalFolderBlobStore
+from services.enrollment.handlers import EnrollmentHandlers
+from services.enrollment.service import EnrollmentService
+from services.enrollment.settings import EnrollmentSettings
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
 
 
@@ -29,3 +36,13 @@ async def running(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[httpx.
     finally:
         await runtime.stop()
         await drop_schemas(runtime.settings.db_schema)
+
+
+def enrollment_handlers(schema: str, blob_root: Path) -> EnrollmentHandlers:
+    """enrollment's handlers on the consumer's connection only, with the shipped configuration."""
+    service = EnrollmentService(
+        StoreOnly(EventStore("enrollment", schema)),
+        LocalFolderBlobStore(blob_root),
+        config_from(EnrollmentSettings(schema_name=schema)),
+    )
+    return EnrollmentHandlers(service)

@@ -4,8 +4,11 @@ The schema comes from the app's own OpenAPI (`app.openapi()`, nothing started). 
 lifespan, i.e. its runtime, runs on schemathesis' ASGI event-loop thread: `Target.running()` starts
 it, seeds through a client into it, and at the end stops it and drops the test schema.
 
-The checks are the standard of every service: never a server error, and every refusal an RFC 9457
-problem+json with a stable `code`, a `detail` in Chinese and the answer's own `status`.
+The checks are the standard of every service: never a server error; every answer's status code,
+content type and body as the service's own OpenAPI declares them (schemathesis' conformance
+checks: a mismatch is fixed in the declaration, so that the schema tells the truth); and every
+refusal an RFC 9457 problem+json with a stable `code`, a `detail` in Chinese and the answer's own
+`status`.
 """
 
 import asyncio
@@ -20,6 +23,11 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from kernel.auth import Principal, Role, issue_token
 from kernel.problems import PROBLEM_MEDIA_TYPE
@@ -59,7 +67,13 @@ def problem_details(
     assert body.get("status") == response.status_code, f"problem status differs from the answer's: {body!r}"
 
 
-CHECKS: list[schemathesis.CheckFunction] = [not_a_server_error, problem_details]
+CHECKS: list[schemathesis.CheckFunction] = [
+    not_a_server_error,
+    problem_details,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 class Target:

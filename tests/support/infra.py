@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from ops.kafka_ops import partitions_of
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://flexenroll@127.0.0.1:55432/flexenroll")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -70,7 +72,8 @@ async def read_topic(topic: str, expect: int, timeout: float = 30.0) -> list[obj
     )
     await consumer.start()
     try:
-        parts = await partitions_of(consumer, topic)
+        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic], wait_seconds=5)
+        assert parts, f"topic {topic} does not exist"
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         records: list[object] = []
@@ -88,23 +91,13 @@ async def topic_size(topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
     await consumer.start()
     try:
-        parts = await partitions_of(consumer, topic)
+        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic], wait_seconds=5)
+        assert parts, f"topic {topic} does not exist"
         ends = await consumer.end_offsets(parts)
         starts = await consumer.beginning_offsets(parts)
         return sum(ends[p] - starts[p] for p in parts)
     finally:
         await consumer.stop()
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """A topic's partitions, waiting briefly for metadata of a topic just created."""
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} does not exist")
 
 
 async def drop_schemas(*schemas: str) -> None:

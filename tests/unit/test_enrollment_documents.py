@@ -13,7 +13,7 @@ from services.enrollment.app import build
 from services.enrollment.blobs import BlobNotFound, LocalFolderBlobStore, sha256_hex
 from services.enrollment.documents import check_document, sniff_content_type
 from services.enrollment.form import RegistrationForm, render, tier_label
-from services.enrollment.reference import load_districts, load_notice, region_name
+from services.enrollment.reference import load_notice, region_name
 from services.enrollment.settings import PACKAGE_DIR, EnrollmentSettings
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 64
@@ -64,10 +64,23 @@ def test_reference_data() -> None:
     agency_notice = load_notice(PACKAGE_DIR / "agency_notice.toml")
     assert agency_notice.title == "劳动事务代理人员须知" and "补缴、停保" in agency_notice.body
     assert {h.number for h in agency_notice.help_lines} == {"12333", "96888732"}
-    districts = load_districts(PACKAGE_DIR / "districts.toml")
-    assert set(districts.by_code) == {"320402", "320404", "320411", "320412", "320413", "320481"}
-    assert districts.agency_name("320412") == "武进区劳动就业管理机构" and districts.agency_name("X1") == "X1"
-    assert region_name("320583") == "江苏省昆山市"
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("320106", "江苏省南京市鼓楼区"),
+        ("320302", "江苏省徐州市鼓楼区"),  # the same district name in another city prints differently
+        ("320402", "江苏省常州市天宁区"),
+        ("320481", "江苏省常州市溧阳市"),  # a county-level city under Changzhou
+        ("320583", "江苏省苏州市昆山市"),
+        ("320405", "江苏省常州市戚墅堰区"),  # merged in 2015; households may still carry it
+        ("320100", "江苏省南京市"),
+        ("329999", "329999"),  # unknown: the code itself
+    ],
+)
+def test_region_names_give_province_city_and_county(code: str, name: str) -> None:
+    assert region_name(code) == name
 
 
 def test_the_registration_form_is_a_pdf_with_chinese_text() -> None:
@@ -77,7 +90,7 @@ def test_the_registration_form_is_a_pdf_with_chinese_text() -> None:
         household_region="江苏省昆山市", residence_district="常州市钟楼区", pension_tier=None, medical_tier=5,
         agency="钟楼区劳动就业管理机构", approved_on=date(2025, 3, 3), agency_notice_version="2020-12",
     )  # fmt: skip
-    pdf = render(form, EnrollmentSettings().pdf_font_path)
+    pdf = render(form, EnrollmentSettings().enrollment_pdf_font)
     assert pdf.startswith(b"%PDF")
     text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
     for expected in (
@@ -115,8 +128,11 @@ async def test_the_app_publishes_its_api_and_the_notice_without_infrastructure()
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BLOB_ROOT", "/tmp/somewhere")
+    monkeypatch.setenv("ENROLLMENT_BLOB_ROOT", "/tmp/somewhere")
     monkeypatch.setenv("ENROLLMENT_RETIREMENT_AGE_MODE", "gradual_2025")
+    monkeypatch.setenv("DISTRICTS_FILE", "/tmp/districts.toml")
     settings = EnrollmentSettings()
-    assert settings.blob_root == Path("/tmp/somewhere") and settings.retirement_age_mode == "gradual_2025"
-    assert settings.http_port() in (8002, settings.port) and settings.minimum_age == 16
+    assert settings.enrollment_blob_root == Path("/tmp/somewhere")
+    assert settings.enrollment_retirement_age_mode == "gradual_2025"
+    assert settings.districts_file == Path("/tmp/districts.toml")
+    assert settings.http_port() in (8002, settings.port) and settings.enrollment_minimum_age == 16

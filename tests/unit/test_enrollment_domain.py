@@ -10,14 +10,14 @@ from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import ApplicationApproved, ApplicationRejected, ApplicationUnderReview
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from contracts.reference import load_districts
 from kernel.problems import Problem
 from services.enrollment import domain
 from services.enrollment.domain import Application, Person
-from services.enrollment.reference import load_districts
-from services.enrollment.rules import AgePolicy, Choices, missing_documents
-from services.enrollment.settings import PACKAGE_DIR
+from services.enrollment.rules import REQUIRED_DOCUMENTS, AgePolicy, Choices, missing_documents
+from services.enrollment.service import registration_data
 
-DISTRICTS = load_districts(PACKAGE_DIR / "districts.toml")
+DISTRICTS = load_districts()
 NOW = datetime(2025, 3, 2, 1, 30, tzinfo=UTC)
 TODAY = date(2025, 3, 2)
 POLICY = AgePolicy()
@@ -62,7 +62,7 @@ class Stream:
                 stream_id=f"application-{app_id}",
                 stream_version=len(self.envelopes) + 1,
                 producer="enrollment",
-                correlation_id="c",
+                correlation_id=f"c{len(self.envelopes) + 1}",  # each request its own
             )
             self.envelopes.append(envelope)
         return self.state
@@ -77,8 +77,14 @@ class Stream:
 def opened(who: Person | None = None, **choice: Any) -> tuple[Stream, Application, Person]:
     who = who or person()
     stream = Stream()
-    app = stream.add(*domain.open_application(uuid4(), who, "2020-12", "2020-12", choices(**choice), DISTRICTS, NOW))
-    return stream, app, who
+    events = domain.open_application(
+        uuid4(), who, "2020-12", "2020-12", choices(**choice), DISTRICTS, POLICY, TODAY, NOW
+    )
+    return stream, stream.add(*events), who
+
+
+def open_args(who: Person | None, notice: str | None = "2020-12", **choice: Any) -> tuple[Any, ...]:
+    return (uuid4(), who, notice, "2020-12", choices(**choice), DISTRICTS, POLICY, TODAY, NOW)
 
 
 def with_documents(stream: Stream, kinds: tuple[str, ...] = ALL_DOCS) -> Application:
@@ -99,18 +105,23 @@ def test_opening_records_the_notice_version_and_the_choices() -> None:
     assert app.status == "draft" and app.choices == choices() and app.version == 2
 
 
+def test_the_application_keeps_the_correlation_id_of_its_first_event() -> None:
+    stream, _, _ = opened()
+    app = with_documents(stream)
+    assert [e.correlation_id for e in stream.envelopes][:3] == ["c1", "c2", "c3"]
+    assert app.correlation_id == "c1" and app.version == len(stream.envelopes)
+
+
 @pytest.mark.parametrize(
     ("notice", "code"), [(None, "notice_not_accepted"), ("", "notice_not_accepted"), ("2019-01", "notice_outdated")]
 )
 def test_the_current_notice_must_be_accepted(notice: str | None, code: str) -> None:
-    args = (uuid4(), person(), notice, "2020-12", choices(), DISTRICTS, NOW)
-    assert refusal(domain.open_application, *args).code == code
+    assert refusal(domain.open_application, *open_args(person(), notice)).code == code
 
 
 @pytest.mark.parametrize("who", [None, person(name=None, birth_date=None, gender=None)])
 def test_only_a_verified_person_may_apply(who: Person | None) -> None:
-    args = (uuid4(), who, "2020-12", "2020-12", choices(), DISTRICTS, NOW)
-    assert refusal(domain.open_application, *args).code == "not_verified"
+    assert refusal(domain.open_application, *open_args(who)).code == "not_verified"
 
 
 @pytest.mark.parametrize(
@@ -130,8 +141,7 @@ def test_only_a_verified_person_may_apply(who: Person | None) -> None:
     ],
 )
 def test_choices_are_refused_with_their_own_code(choice: dict[str, Any], code: str) -> None:
-    args = (uuid4(), person(), "2020-12", "2020-12", choices(**choice), DISTRICTS, NOW)
-    assert refusal(domain.open_application, *args).code == code
+    assert refusal(domain.open_application, *open_args(person(), **choice)).code == code
 
 
 @pytest.mark.parametrize(("pension", "medical"), [(None, 5), (1, None), (5, 5)])
@@ -155,34 +165,69 @@ def test_submission_carries_what_the_reviewer_needs() -> None:
     assert event.notice_version == "2020-12"
 
 
+NANJING: dict[str, Any] = {"household_kind": "jiangsu_resident", "household_region_code": "320106"}
+RESIDENT_DOCS = ("id_card_front", "id_card_back", "residence_permit")
+
+
 @pytest.mark.parametrize(
-    ("present", "missing", "alternative"),
+    ("household", "present", "missing"),
     [
-        ((), ["id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page"], ["residence_permit"]),
-        (("id_card_front", "id_card_back", "hukou_first_page"), ["hukou_own_page"], ["residence_permit"]),
-        (("id_card_front", "residence_permit"), ["id_card_back"], []),
-        (("id_card_front", "id_card_back", "residence_permit"), [], []),
+        ({}, (), list(ALL_DOCS)),
+        ({}, ("id_card_front", "id_card_back", "hukou_first_page"), ["hukou_own_page"]),
+        # a Changzhou household proves it with the household register, not a residence permit
+        ({}, RESIDENT_DOCS, ["hukou_first_page", "hukou_own_page"]),
+        ({}, ("id_card_front", "hukou_first_page", "hukou_own_page"), ["id_card_back"]),
+        ({}, ALL_DOCS, []),
+        # a Jiangsu household from another city proves residence with the residence permit
+        (NANJING, ALL_DOCS, ["residence_permit"]),
+        (NANJING, ("id_card_front", "residence_permit"), ["id_card_back"]),
+        (NANJING, RESIDENT_DOCS, []),
     ],
 )
-def test_documents_missing_lists_what_is_missing(
-    present: tuple[str, ...], missing: list[str], alternative: list[str]
+def test_documents_missing_names_what_the_household_kind_needs(
+    household: dict[str, Any], present: tuple[str, ...], missing: list[str]
 ) -> None:
-    assert missing_documents(present) == (missing, alternative)
-    stream, _, who = opened()
+    stream, _, who = opened(**household)
     app = with_documents(stream, present)
+    assert app.choices is not None and missing_documents(app.choices.household_kind, present) == missing
     if missing:
         problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW)
         assert problem.code == "documents_missing" and problem.extensions["missing"] == missing
+        assert problem.status == 422 and "请先上传" in problem.detail
     else:
-        domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW)
+        assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW).attempt == 1
 
 
-def test_age_is_checked_on_the_day_of_submission() -> None:
-    stream, _, who = opened(person(birth_date=date(1965, 3, 2)))
-    app = with_documents(stream)
+def test_documents_missing_says_in_chinese_what_is_missing() -> None:
+    stream, _, who = opened(**NANJING)
+    problem = refusal(domain.submit, with_documents(stream), who, POLICY, DISTRICTS, TODAY, NOW)
+    assert "居住证" in problem.detail and "户口簿" not in problem.detail.split("请先上传")[1]
+    stream, _, who = opened()
+    app = with_documents(stream, RESIDENT_DOCS)
     problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW)
+    assert problem.detail.endswith("请先上传：户口簿首页、户口簿本人页。")
+
+
+@pytest.mark.parametrize(
+    ("birth", "gender"), [(date(1965, 3, 2), "male"), (date(1970, 3, 1), "female"), (date(2009, 3, 3), "male")]
+)
+def test_age_is_told_when_the_application_is_opened(birth: date, gender: str) -> None:
+    """Guide Q2: someone too old (or too young) learns it before uploading any document."""
+    problem = refusal(domain.open_application, *open_args(person(birth_date=birth, gender=gender)))
+    assert (problem.code, problem.status) == ("not_eligible_age", 422)
+
+
+def test_age_is_checked_again_on_the_day_of_submission() -> None:
+    """Opened the day before his 60th birthday, submitted on it: too late by then."""
+    who = person(birth_date=date(1965, 3, 3))
+    stream = Stream()
+    args = (uuid4(), who, "2020-12", "2020-12", choices(), DISTRICTS, POLICY, TODAY, NOW)
+    stream.add(*domain.open_application(*args))
+    app = with_documents(stream)
+    tomorrow = TODAY + timedelta(days=1)
+    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, tomorrow, NOW)
     assert problem.code == "not_eligible_age" and problem.status == 422
-    domain.submit(app, who, POLICY, DISTRICTS, TODAY - timedelta(days=1), NOW)
+    assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW).attempt == 1
 
 
 def test_a_person_whose_phone_has_not_arrived_yet_cannot_submit() -> None:
@@ -286,3 +331,29 @@ def test_the_agency_notice_is_read_after_approval_once_before_the_form_can_be_pr
     assert domain.accept_agency_notice(app, "2020-12", "2020-12", NOW) == []  # idempotent: no new event
     submitted, approved_at, version = domain.check_printable(app)
     assert submitted.attempt == 1 and approved_at == approved.decided_at and version == "2020-12"
+
+
+@pytest.mark.parametrize(
+    ("household", "region"),
+    [
+        ({"household_kind": "jiangsu_resident", "household_region_code": "320106"}, "江苏省南京市鼓楼区"),
+        ({"household_kind": "jiangsu_resident", "household_region_code": "320302"}, "江苏省徐州市鼓楼区"),
+        ({"household_region_code": "320402"}, "江苏省常州市天宁区"),
+        ({"household_region_code": "320481"}, "江苏省常州市溧阳市"),
+    ],
+)
+def test_the_registration_form_prints_province_city_and_district(household: dict[str, Any], region: str) -> None:
+    stream, _, who = opened(residence_district_code="320404", **household)
+    app = stream.state
+    assert app.choices is not None
+    docs = REQUIRED_DOCUMENTS[app.choices.household_kind]
+    stream.add(domain.submit(with_documents(stream, docs), who, POLICY, DISTRICTS, TODAY, NOW))
+    approved = domain.on_decided(stream.state, review(stream.state, 1, "approved"))
+    assert approved is not None
+    app = stream.add(approved)
+    app = stream.add(*domain.accept_agency_notice(app, "2020-12", "2020-12", NOW))
+    submitted, _, _ = domain.check_printable(app)
+    data = registration_data(app, submitted, DISTRICTS)
+    assert data.household_region == region
+    assert data.residence_district == "常州市钟楼区"  # from the district reference
+    assert data.agency == "常州市钟楼区人力资源和社会保障局劳动就业管理中心"  # review gave none: the residence's

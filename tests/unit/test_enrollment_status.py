@@ -1,189 +1,14 @@
 """The status projection is a function of the SET of facts: any order, any duplicates."""
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.enrollment import (
-    AgencyNoticeAccepted,
-    ApplicationApproved,
-    ApplicationDrafted,
-    ApplicationRejected,
-    ApplicationUnderReview,
-    DocumentUploaded,
-    EnrollmentSubmitted,
-    NoticeAccepted,
-)
-from contracts.events.identity import UserVerified
-from contracts.events.notify import SmsSent
-from contracts.events.payment import ContributionAccountOpened, PaymentSettled
-from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from services.enrollment.status import fold
-
-START = datetime(2025, 3, 2, 1, 0, tzinfo=UTC)
-SHA = "b" * 64
-DOCS = ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page")
-
-
-@dataclass
-class Journey:
-    """One applicant's events across the five services, each stream numbered as its producer would."""
-
-    application_id: UUID = field(default_factory=uuid4)
-    applicant_id: UUID = field(default_factory=uuid4)
-    envelopes: list[Envelope] = field(default_factory=list)
-    _clock: int = 0
-    _versions: dict[str, int] = field(default_factory=dict)
-
-    def at(self) -> datetime:
-        self._clock += 1
-        return START + timedelta(minutes=self._clock)
-
-    def add(self, event: Event, stream: str, producer: str, causation: str | None = None) -> Envelope:
-        version = self._versions[stream] = self._versions.get(stream, 0) + 1
-        envelope = Envelope.wrap(
-            event,
-            stream_id=stream,
-            stream_version=version,
-            producer=producer,
-            correlation_id=str(self.application_id),
-            causation_id=causation,
-            occurred_at=START + timedelta(minutes=self._clock),
-        )
-        self.envelopes.append(envelope)
-        return envelope
-
-    def app(self, event: Event, causation: str | None = None) -> Envelope:
-        return self.add(event, f"application-{self.application_id}", "enrollment", causation)
-
-    @property
-    def ids(self) -> dict[str, Any]:
-        return {"application_id": self.application_id, "applicant_id": self.applicant_id}
-
-
-def choices(pension: int) -> dict[str, Any]:
-    return {
-        "pension_tier": pension,
-        "medical_tier": 5,
-        "household_kind": "changzhou",
-        "household_region_code": "320402",
-        "residence_district_code": "320411",
-    }
-
-
-def submitted(j: Journey, attempt: int, pension: int) -> EnrollmentSubmitted:
-    docs = [{"kind": k, "sha256": SHA, "blob_ref": f"sha256/{SHA}", "content_type": "image/png"} for k in DOCS]
-    return EnrollmentSubmitted(
-        **j.ids, attempt=attempt, applicant_name="王五", id_number_masked="3204**********1234",
-        birth_date=date(1990, 1, 1), gender="male", phone="+8613800138000", **choices(pension),
-        documents=docs, notice_version="2020-12", submitted_at=j.at(),
-    )  # fmt: skip
-
-
-def reviewed(j: Journey, attempt: int, decision: str) -> None:
-    """review opens a case and decides; enrollment copies both; notify texts the applicant."""
-    case_id = uuid4()
-    opened_at, due = j.at(), date(2025, 3, 5)
-    c = j.add(
-        ReviewCaseOpened(
-            case_id=case_id, **j.ids, attempt=attempt, agency_code="320411", due_on=due, opened_at=opened_at
-        ),
-        f"case-{case_id}",
-        "review",
-    )
-    j.app(
-        ApplicationUnderReview(
-            **j.ids, attempt=attempt, case_id=case_id, agency_code="320411", due_on=due, opened_at=opened_at
-        ),
-        str(c.event_id),
-    )
-    reasons = [{"code": "document_unreadable", "text": "照片不清晰。"}] if decision == "rejected" else []
-    decided_at = j.at()
-    d = j.add(
-        ReviewDecided(
-            case_id=case_id, **j.ids, attempt=attempt, decision=decision, reasons=reasons,
-            reviewer_id=uuid4(), decided_at=decided_at,
-        ),
-        f"case-{case_id}",
-        "review",
-    )  # fmt: skip
-    copy: Event = (
-        ApplicationApproved(**j.ids, attempt=attempt, case_id=case_id, decided_at=decided_at)
-        if decision == "approved"
-        else ApplicationRejected(**j.ids, attempt=attempt, case_id=case_id, reasons=reasons, decided_at=decided_at)
-    )
-    j.app(copy, str(d.event_id))
-    sms_id = uuid4()
-    j.add(
-        SmsSent(
-            sms_id=sms_id, recipient_id=j.applicant_id, phone_masked="+86138****8000",
-            template=f"review_{decision}", provider="local_sink", provider_message_id=None,
-            causation_event_id=d.event_id, sent_at=j.at(),
-            # newer notify names the application too; older SmsSent name only the person
-            application_id=j.application_id if decision == "approved" else None,
-        ),
-        f"sms-{sms_id}",
-        "notify",
-    )  # fmt: skip
-
-
-def verified_and_submitted(j: Journey) -> None:
-    """verify → accept the notice → draft (tier 3) → upload every document → submit (attempt 1)."""
-    j.add(
-        UserVerified(
-            user_id=j.applicant_id, name="王五", id_number_masked="3204**********1234", birth_date=date(1990, 1, 1),
-            gender="male", id_region_code="320402", provider="local", verified_at=j.at(),
-        ),
-        f"user-{j.applicant_id}",
-        "identity",
-    )  # fmt: skip
-    at = j.at()
-    j.app(NoticeAccepted(**j.ids, notice_version="2020-12", accepted_at=at))
-    j.app(ApplicationDrafted(**j.ids, **choices(3), drafted_at=at))
-    for kind in DOCS:
-        j.app(
-            DocumentUploaded(
-                application_id=j.application_id, kind=kind, sha256=SHA, content_type="image/png",
-                size_bytes=100, blob_ref=f"sha256/{SHA}", uploaded_at=j.at(),
-            )
-        )  # fmt: skip
-    j.app(submitted(j, 1, 3))
-
-
-def journey() -> Journey:
-    """verify → apply → upload → submit → rejected → correct → resubmit → approved → paid."""
-    j = Journey()
-    verified_and_submitted(j)
-    reviewed(j, 1, "rejected")
-    j.app(ApplicationDrafted(**j.ids, **choices(4), drafted_at=j.at()))
-    j.app(submitted(j, 2, 4))
-    reviewed(j, 2, "approved")
-    j.app(AgencyNoticeAccepted(**j.ids, notice_version="2020-12", accepted_at=j.at()))
-    account_id, bill_id = uuid4(), uuid4()
-    j.add(
-        ContributionAccountOpened(
-            account_id=account_id, insured_person_id=j.applicant_id, application_id=j.application_id,
-            pension_tier=4, medical_tier=5, opened_at=j.at(),
-        ),
-        f"account-{account_id}",
-        "payment",
-    )  # fmt: skip
-    j.add(
-        PaymentSettled(
-            payment_id=uuid4(), bill_id=bill_id, account_id=account_id, insured_person_id=j.applicant_id,
-            payer_id=None, payer_name_masked=None, channel="wechat", channel_txn_id="wx-1", amount_fen=100,
-            bank=None, settled_at=j.at(),
-        ),
-        f"bill-{bill_id}",
-        "payment",
-    )  # fmt: skip
-    return j
+from tests.support.journey import DOCS, Journey, journey
 
 
 def noise() -> list[Envelope]:
@@ -197,6 +22,8 @@ def test_the_journey_in_order_ends_active_with_its_history() -> None:
     assert view is not None
     assert view.status == "active" and view.attempt == 2 and view.pension_tier == 4
     assert view.agency_code == "320411" and view.notified and view.review_reasons == []
+    approved = next(e for e in reversed(j.envelopes) if e.event_type == "ApplicationApproved")
+    assert view.case_id is not None and str(view.case_id) == approved.data["case_id"]
     assert view.applicant_id == j.applicant_id and view.documents == sorted(DOCS)
     kinds = [e.kind for e in view.timeline]
     assert kinds[:3] == ["verified", "notice_accepted", "drafted"]
@@ -218,8 +45,8 @@ def test_each_stage_of_the_journey_has_its_status() -> None:
     stages = {
         types.index("ApplicationDrafted") + 1: "draft",
         types.index("EnrollmentSubmitted") + 1: "submitted",
-        types.index("ReviewCaseOpened") + 1: "under_review",
-        types.index("ReviewDecided") + 1: "rejected",
+        types.index("ApplicationUnderReview") + 1: "under_review",
+        types.index("ApplicationRejected") + 1: "rejected",
         len(types) - 1: "approved",
     }
     for count, status in stages.items():
@@ -231,9 +58,30 @@ def test_each_stage_of_the_journey_has_its_status() -> None:
 def test_a_stale_decision_does_not_flip_a_later_attempt() -> None:
     j = journey()
     second_submission = [e for e in j.envelopes if e.event_type == "EnrollmentSubmitted"][1]
-    first_decision = next(e for e in j.envelopes if e.event_type == "ReviewDecided")
+    first_decision = next(e for e in j.envelopes if e.event_type == "ApplicationRejected")
     view = fold(j.application_id, [second_submission, first_decision, *j.envelopes[:3]])
     assert view is not None and view.status == "submitted" and view.attempt == 2 and view.review_reasons == []
+
+
+def test_the_view_names_the_review_case_of_the_latest_submission() -> None:
+    j = journey()
+    cases = [e.data["case_id"] for e in j.envelopes if e.event_type == "ApplicationUnderReview"]
+    types = [e.event_type for e in j.envelopes]
+    submitted = prefix_view(j, types.index("EnrollmentSubmitted") + 1)
+    first = prefix_view(j, types.index("ApplicationUnderReview") + 1)
+    assert submitted.case_id is None and str(first.case_id) == cases[0]
+    view = fold(j.application_id, j.envelopes)
+    assert view is not None and str(view.case_id) == cases[1] != cases[0]
+
+
+def test_the_view_is_made_of_enrollments_copies_of_review_facts() -> None:
+    """The status subscription does not read review.events: the originals change nothing."""
+    j = journey()
+    without = [e for e in j.envelopes if e.producer != "review"]
+    view = fold(j.application_id, without)
+    assert view is not None and view == fold(j.application_id, j.envelopes)
+    kinds = [entry.kind for entry in view.timeline]
+    assert kinds.count("review_opened") == 2 and kinds.count("approved") == 1 and kinds.count("rejected") == 1
 
 
 def test_facts_of_unknown_applications_give_no_view() -> None:

@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 
 from contracts.envelope import Envelope
 from ops.history import Entry, Related, json_line, summary
-from tests.unit.test_enrollment_status import journey
+from tests.support.journey import journey
 
 
 def related_of(envelopes: list[Envelope], application_id: UUID) -> Related:

@@ -72,16 +72,16 @@ def test_tokens_round_trip_and_refuse_tampering_and_expiry() -> None:
     assert expired.value.code == "token_expired"
 
 
-def test_a_reviewer_token_carries_the_agency_and_tokens_without_one_stay_valid() -> None:
-    bound = Principal(uuid4(), "reviewer", agency_code="320411")
+def test_a_staff_token_carries_its_scope_and_tokens_without_one_stay_valid() -> None:
+    bound = Principal(uuid4(), "reviewer", scope="320411")
     token = issue_token(bound, SECRET, 60)
-    assert jwt.decode(token, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")["agency"] == "320411"
+    assert jwt.decode(token, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")["scope"] == "320411"
     assert read_token(token, SECRET) == bound
     for role in ("applicant", "reviewer", "operator"):
         plain = issue_token(Principal(uuid4(), role), SECRET, 60)
-        assert "agency" not in jwt.decode(plain, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")
-        assert read_token(plain, SECRET).agency_code is None
-    # A token as issued before the claim existed (no `agency` key at all) reads the same.
+        assert "scope" not in jwt.decode(plain, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")
+        assert read_token(plain, SECRET).scope is None
+    # A token with no `scope` key at all reads as an unlimited principal.
     legacy = jwt.encode(
         {
             "sub": str(bound.user_id),
@@ -95,14 +95,14 @@ def test_a_reviewer_token_carries_the_agency_and_tokens_without_one_stay_valid()
     assert read_token(legacy, SECRET) == Principal(bound.user_id, "reviewer")
 
 
-@pytest.mark.parametrize(("role", "agency"), [("applicant", "320411"), ("operator", "320411"), ("reviewer", "3204"),
-                                              ("reviewer", 320411), ("reviewer", "32041a")])  # fmt: skip
-def test_an_agency_on_anyone_but_a_reviewer_or_a_malformed_one_is_an_invalid_token(role: str, agency: object) -> None:
-    claims = {"sub": str(uuid4()), "role": role, "agency": agency, "iss": "flexenroll-identity",
+@pytest.mark.parametrize(("role", "scope"), [("applicant", "320411"), ("reviewer", ""), ("operator", "a b"),
+                                             ("reviewer", 320411), ("reviewer", "x" * 65)])  # fmt: skip
+def test_a_scope_on_an_applicant_or_a_malformed_one_is_an_invalid_token(role: str, scope: object) -> None:
+    claims = {"sub": str(uuid4()), "role": role, "scope": scope, "iss": "flexenroll-identity",
               "exp": datetime.now(UTC) + timedelta(minutes=1)}  # fmt: skip
     with pytest.raises(Unauthorized) as refused:
         read_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
     assert refused.value.code == "invalid_token"
-    if isinstance(agency, str):
+    if isinstance(scope, str):
         with pytest.raises(ValueError):
-            Principal(uuid4(), role, agency_code=agency)  # type: ignore[arg-type]
+            Principal(uuid4(), role, scope=scope)  # type: ignore[arg-type]

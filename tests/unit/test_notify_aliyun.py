@@ -61,7 +61,7 @@ def details(total: int, *out_ids: str) -> dict[str, Any]:
 async def test_send_maps_the_message_onto_send_sms() -> None:
     client = StubClient(send={"Code": "OK", "BizId": "900619746936498440^0", "RequestId": "r"})
     result = await gateway(client).send(PHONE, "review_rejected", {"reasons": "照片模糊"}, OUT_ID)
-    assert result.status == "accepted" and result.message_id == "900619746936498440^0"
+    assert result.status == "accepted" and result.reference == "900619746936498440^0"
     request = client.requests[0]
     assert isinstance(request, sdk.SendSmsRequest)
     assert request.phone_numbers == "13800138000"
@@ -139,12 +139,12 @@ def test_the_gateway_is_built_from_settings_with_the_real_sdk_client() -> None:
     from services.notify.settings import NotifySettings
 
     settings = NotifySettings(
-        gateway="aliyun",
-        aliyun_access_key_id=SecretStr("LTAI-test"),
-        aliyun_access_key_secret=SecretStr("k3y-value-42"),
-        aliyun_template_codes={"review_approved": "SMS_9"},
+        notify_gateway="aliyun",
+        notify_aliyun_access_key_id=SecretStr("LTAI-test"),
+        notify_aliyun_access_key_secret=SecretStr("k3y-value-42"),
+        notify_aliyun_template_codes={"review_approved": "SMS_9"},
     )
-    templates = load_templates(None, settings.sign_name, settings.aliyun_template_codes)
+    templates = load_templates(None, settings.notify_sign_name, settings.notify_aliyun_template_codes)
     built = AliyunSmsGateway.from_settings(settings, templates)
     assert type(built.client).__module__.startswith("alibabacloud_dysmsapi20170525")
     assert built.templates.get("review_approved").aliyun_code == "SMS_9"
@@ -157,6 +157,6 @@ def test_settings_refuse_aliyun_without_keys_and_a_lease_shorter_than_the_calls(
     from services.notify.settings import NotifySettings
 
     with pytest.raises(ValidationError):
-        NotifySettings(gateway="aliyun")
+        NotifySettings(notify_gateway="aliyun")
     with pytest.raises(ValidationError):
-        NotifySettings(send_timeout_seconds=30, sending_lease_seconds=60)
+        NotifySettings(notify_send_timeout_seconds=30, notify_sending_lease_seconds=60)

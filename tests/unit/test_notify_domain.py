@@ -1,37 +1,13 @@
-"""notify's pure decisions: what an attempt's outcome means, and which days to look up."""
+"""notify's pure decisions: which days to look up, the phone's national form, the final event.
+(What an attempt's outcome means is kernel.effects': tests/unit/test_kernel_effects.py.)"""
 
 from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
 
-from services.notify.domain import SendResult, after_attempt, lookup_dates, national_number, retry_delay
+from contracts.events.notify import SmsFailed, SmsSent
+from services.notify.domain import OutgoingSms, final_event, lookup_dates, national_number, stream_id
 
 NOW = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
-
-
-def test_accepted_is_sent_with_the_provider_message_id() -> None:
-    outcome = after_attempt(SendResult.accepted("biz-1"), "", 1, 5, NOW, 5)
-    assert outcome.state == "sent" and outcome.message_id == "biz-1"
-
-
-def test_a_permanent_refusal_fails_at_once() -> None:
-    outcome = after_attempt(SendResult.refused("isv.MOBILE_NUMBER_ILLEGAL", retryable=False), "", 1, 5, NOW, 5)
-    assert outcome.state == "failed" and outcome.error_code == "isv.MOBILE_NUMBER_ILLEGAL"
-
-
-def test_a_retryable_refusal_waits_then_fails_after_the_last_attempt() -> None:
-    limited = SendResult.refused("isv.BUSINESS_LIMIT_CONTROL", retryable=True)
-    first = after_attempt(limited, "", 1, 3, NOW, 5)
-    assert first.state == "pending" and not first.uncertain and first.retry_at == NOW + timedelta(seconds=5)
-    assert after_attempt(limited, "", 3, 3, NOW, 5).state == "failed"
-
-
-def test_an_unknown_outcome_is_never_given_up_blindly() -> None:
-    outcome = after_attempt(None, "timeout", 9, 3, NOW, 5)
-    assert outcome.state == "pending" and outcome.uncertain and outcome.error_code == "timeout"
-
-
-def test_retry_delay_doubles_and_is_capped() -> None:
-    assert [retry_delay(n, 5).seconds for n in (1, 2, 3)] == [5, 10, 20]
-    assert retry_delay(30, 5) == timedelta(hours=1)
 
 
 def test_lookup_covers_every_shanghai_day_of_the_attempts() -> None:
@@ -44,3 +20,20 @@ def test_lookup_covers_every_shanghai_day_of_the_attempts() -> None:
 
 def test_national_number() -> None:
     assert national_number("+8613800138000") == "13800138000"
+
+
+def sms() -> OutgoingSms:
+    return OutgoingSms(
+        sms_id=uuid4(), cause_event_id=uuid4(), case_id=uuid4(), application_id=uuid4(), recipient_id=uuid4(),
+        phone="+8613800138000", template="review_approved", params={}, correlation_id="c",
+    )  # fmt: skip
+
+
+def test_the_final_event_carries_the_masked_phone_only() -> None:
+    message = sms()
+    sent = final_event(message, "sent", "aliyun", NOW, message_id="biz-1")
+    assert isinstance(sent, SmsSent) and sent.provider_message_id == "biz-1" and sent.sent_at == NOW
+    assert sent.phone_masked == "+86138****8000" and "13800138000" not in sent.model_dump_json()
+    failed = final_event(message, "failed", "aliyun", NOW, error_code="isv.MOBILE_NUMBER_ILLEGAL")
+    assert isinstance(failed, SmsFailed) and failed.error_code == "isv.MOBILE_NUMBER_ILLEGAL"
+    assert message.out_id == str(message.sms_id) and stream_id(message.sms_id) == f"sms-{message.sms_id}"

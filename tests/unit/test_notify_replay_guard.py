@@ -66,4 +66,4 @@ def test_the_setting_defaults_to_72_hours_and_reads_its_variable(monkeypatch: py
     monkeypatch.setenv("NOTIFY_MAX_DECISION_AGE_HOURS", "240")
     assert NotifySettings().max_decision_age == timedelta(hours=240)
     with pytest.raises(ValueError):
-        NotifySettings(max_decision_age_hours=0)
+        NotifySettings(notify_max_decision_age_hours=0)

@@ -1,5 +1,6 @@
-"""The review case: routing, due date, one case per submission, decision rules."""
+"""The review case: routing, due date, one case per submission, decision rules, replay."""
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -8,17 +9,20 @@ from uuid import UUID, uuid4
 import pytest
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
+from contracts.events.base import Event, event_class, latest_version
 from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.events.review import ReviewDecided
+from contracts.reference import load_districts
+from contracts.upcasting import has_upcaster
 from kernel.problems import Conflict, Refused
 from services.review import domain
-from services.review.agencies import Agency, AgencyDirectory
 from services.review.domain import ReasonInput
 from services.review.reasons import ReasonCatalogue, ReasonCode
 from services.review.workdays import WorkingCalendar
+from tests.support.upcasting import next_version
 
 SHIPPED = Path(__file__).resolve().parents[2] / "services" / "review"
-AGENCIES = AgencyDirectory.from_file(SHIPPED / "agencies.toml")
+DISTRICTS = load_districts()
 REASONS = ReasonCatalogue.from_file(SHIPPED / "reason_codes.toml")
 NOW = datetime(2025, 9, 30, 3, 0, tzinfo=UTC)
 REVIEWER = UUID("1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b")
@@ -34,7 +38,7 @@ def envelope(event: Event, version: int) -> Envelope:
 
 
 def opened_case(**changes: Any) -> domain.Case:
-    opened = domain.open_case(submitted(**changes), AGENCIES.for_district("320411"), WorkingCalendar(), 2, NOW)
+    opened = domain.open_case(submitted(**changes), DISTRICTS.agency_for("320411"), WorkingCalendar(), 2, NOW)
     case = domain.replay([envelope(opened, 1)])
     assert case is not None
     return case
@@ -53,12 +57,12 @@ def opened_case(**changes: Any) -> domain.Case:
     ],
 )
 def test_a_case_goes_to_the_agency_of_the_residence_district(district: str, agency_code: str, name_part: str) -> None:
-    agency = AGENCIES.for_district(district)
+    agency = DISTRICTS.agency_for(district)
     assert agency.code == agency_code and name_part in agency.name
 
 
 def test_opening_sets_agency_and_the_working_day_due_date() -> None:
-    opened = domain.open_case(submitted(), AGENCIES.for_district("320411"), WorkingCalendar(), 2, NOW)
+    opened = domain.open_case(submitted(), DISTRICTS.agency_for("320411"), WorkingCalendar(), 2, NOW)
     assert opened.agency_code == "320411"
     assert opened.agency_name == "常州市新北区人力资源和社会保障局劳动就业管理中心"
     assert opened.due_on == date(2025, 10, 10)  # after the National Day holiday
@@ -127,12 +131,7 @@ def test_age_in_full_years_and_overdue_from_the_day_after_the_due_date() -> None
     assert not domain.is_overdue(date(2025, 10, 10), decided=True, today=date(2025, 10, 11))
 
 
-def test_broken_configuration_is_refused_at_start() -> None:
-    one = Agency("320402", "天宁", frozenset({"320402"}))
-    with pytest.raises(ValueError):
-        AgencyDirectory((one,), default_code="320400")  # default not listed
-    with pytest.raises(ValueError):
-        AgencyDirectory((one, Agency("320400", "市", frozenset({"320402"}))), default_code="320400")  # served twice
+def test_a_broken_reason_list_is_refused_at_start() -> None:
     with pytest.raises(ValueError):
         ReasonCatalogue((ReasonCode("other", "其他"), ReasonCode("other", "其他")))
 
@@ -148,3 +147,34 @@ def test_the_shipped_reason_list_has_chinese_labels_and_other_needs_text() -> No
     }
     assert codes["other"].text_required and not codes["documents_unreadable"].text_required
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c.label) for c in REASONS.codes)
+
+
+@pytest.fixture
+def decided_v2() -> Iterator[type[ReviewDecided]]:
+    """A v2 of ReviewDecided whose upcaster rewrites each reason's text, for this test only."""
+
+    def reword(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "reasons": [{**r, "text": f"（v2）{r['text']}"} for r in data["reasons"]]}
+
+    with next_version(ReviewDecided, reword) as newer:
+        yield newer
+
+
+def test_replay_upcasts_stored_events(decided_v2: type[ReviewDecided]) -> None:
+    """A stream written with ReviewDecided v1 is read as the newest version (kernel.aggregate)."""
+    case = opened_case()
+    decided = domain.decide(case, "rejected", [ReasonInput("identity_mismatch")], REASONS, REVIEWER, NOW)
+    stored = envelope(decided, 2)
+    assert stored.schema_version == 1
+    replayed = domain.replay([envelope(case.opened, 1), stored])
+    assert replayed is not None and replayed.decided is not None
+    assert [r.text for r in replayed.decided.reasons] == ["（v2）身份信息不一致"]
+    assert isinstance(replayed.decided, decided_v2)
+    assert replayed.version == 2 and replayed.correlation_id == "c-1"
+
+
+def test_a_temporary_version_is_forgotten_afterwards() -> None:
+    with next_version(ReviewDecided, lambda data: data) as newer:
+        assert latest_version("ReviewDecided") == 2 and has_upcaster("ReviewDecided", 1)
+    assert latest_version("ReviewDecided") == 1 and not has_upcaster("ReviewDecided", 1)
+    assert event_class("ReviewDecided", 1) is ReviewDecided and newer is not ReviewDecided

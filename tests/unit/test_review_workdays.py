@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.review.domain import local_date
+from kernel.clock import local_date
 from services.review.workdays import WorkingCalendar
 
 CAL = WorkingCalendar()

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS applications (
 CREATE UNIQUE INDEX IF NOT EXISTS applications_one_open_per_applicant
     ON applications (applicant_id) WHERE approved_at IS NULL;
 
--- The status projection (design §5) keeps facts, not state: one row per event, whatever the
+-- The status projection (services/enrollment/README.md) keeps facts, not state: one row per event, whatever the
 -- order or the number of deliveries, and the view is computed from the set of facts on read
 -- (services/enrollment/status.py). `application_id` links a fact to an application;
 -- `person_id` to a person (payments and text messages name the person, not the application).

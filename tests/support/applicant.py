@@ -1,0 +1,175 @@
+"""An applicant and the staff, talking to the running services' public APIs only (and `flexctl` for
+staff accounts), as the end-to-end tests drive the application journey of the guide."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+from uuid import uuid4
+
+import httpx
+
+from tests.support.people import id_number
+from tests.support.processes import ROOT, ServiceProcess
+
+T = TypeVar("T")
+PASSWORD = "s3cret-pass"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 45.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Person:
+    """An applicant on a phone, talking to the public APIs only."""
+
+    def __init__(self, system: dict[str, ServiceProcess], name: str, birth: date, male: bool) -> None:
+        self.system = system
+        self.name = name
+        self.phone = f"139{uuid4().int % 10**8:08d}"
+        self.id_number = id_number(birth, male=male, seq=uuid4().int % 400)
+        self.identity = httpx.Client(base_url=system["identity"].url, timeout=15)
+        self.enrollment = httpx.Client(base_url=system["enrollment"].url, timeout=15)
+
+    def register_and_verify(self) -> None:
+        created = self.identity.post("/v1/users", json={"phone": self.phone, "password": PASSWORD})
+        assert created.status_code == 201, created.text
+        self.user_id = created.json()["user_id"]
+        token = login(self.identity, self.phone)
+        self.auth = {"Authorization": f"Bearer {token}"}
+        verified = self.identity.post(
+            f"/v1/users/{self.user_id}/verification",
+            json={"name": self.name, "id_number": self.id_number},
+            headers=self.auth,
+        )
+        assert verified.status_code == 201, verified.text
+
+    def apply(self, **choices: Any) -> str:
+        notice = self.enrollment.get("/v1/notice")
+        assert notice.status_code == 200 and "12333" in notice.text and "96888732" in notice.text
+        body = {"notice_version": notice.json()["version"], **choices}
+
+        def created() -> str | None:  # enrollment learns of the verification through Kafka
+            answer = self.enrollment.post("/v1/applications", json=body, headers=self.auth)
+            if answer.status_code == 422 and answer.json()["code"] == "not_verified":
+                return None
+            assert answer.status_code == 201, answer.text
+            return str(answer.json()["application_id"])
+
+        return eventually(created, "enrollment to know the verified person")
+
+    def upload(self, application_id: str, kind: str, content: bytes, filename: str) -> None:
+        answer = self.enrollment.put(
+            f"/v1/applications/{application_id}/documents/{kind}",
+            files={"file": (filename, content, "application/octet-stream")},
+            headers=self.auth,
+        )
+        assert answer.status_code in (200, 201), answer.text
+
+    def submit(self, application_id: str) -> None:
+        answer = self.enrollment.post(f"/v1/applications/{application_id}/submit", headers=self.auth)
+        assert answer.status_code in (200, 201, 202), answer.text
+
+    def read_agency_notice(self, application_id: str) -> dict[str, Any]:
+        """Guide PART-8: after approval, read and accept 《劳动事务代理人员须知》 (before the form)."""
+        notice = self.enrollment.get("/v1/agency-notice")
+        assert notice.status_code == 200 and notice.json()["title"] == "劳动事务代理人员须知", notice.text
+        body = {"version": notice.json()["version"]}
+        answer = self.enrollment.post(f"/v1/applications/{application_id}/agency-notice", json=body, headers=self.auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["agency_notice_version"] == body["version"]
+        return answer.json()  # type: ignore[no-any-return]
+
+    def status(self, application_id: str) -> dict[str, Any]:
+        answer = self.enrollment.get(f"/v1/applications/{application_id}", headers=self.auth)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def wait_for_status(self, application_id: str, status: str, notified: bool = False) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        def reached() -> dict[str, Any] | None:
+            last.update(self.status(application_id))
+            if last["status"] != status:
+                return None
+            return dict(last) if not notified or last["notified"] else None
+
+        try:
+            return eventually(reached, f"status {status}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last view: {last}") from None
+
+
+def login(identity: httpx.Client, phone: str) -> str:
+    session = identity.post("/v1/sessions", json={"phone": phone, "password": PASSWORD})
+    assert session.status_code == 201, session.text
+    return str(session.json()["access_token"])
+
+
+def staff(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> dict[str, str]:
+    phone = f"137{uuid4().int % 10**8:08d}"
+    env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
+    where = ["--agency", agency] if agency else []
+    subprocess.run(
+        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password", PASSWORD, "--role", role,
+         *where],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    identity = httpx.Client(base_url=system["identity"].url, timeout=15)
+    return {"Authorization": f"Bearer {eventually(lambda: login(identity, phone), 'staff login')}"}
+
+
+def pending_case(
+    system: dict[str, ServiceProcess], reviewer: dict[str, str], application_id: str, attempt: int
+) -> dict[str, Any]:
+    review = httpx.Client(base_url=system["review"].url, timeout=15)
+
+    def found() -> dict[str, Any] | None:
+        answer = review.get("/v1/cases", params={"status": "pending"}, headers=reviewer)
+        assert answer.status_code == 200, answer.text
+        cases = [c for c in answer.json()["cases"] if c["application_id"] == application_id and c["attempt"] == attempt]
+        assert len(cases) <= 1, "one case per submission"
+        return cases[0] if cases else None
+
+    return eventually(found, f"review case for attempt {attempt}")
+
+
+def decide(system: dict[str, ServiceProcess], reviewer: dict[str, str], case_id: str, body: dict[str, Any]) -> None:
+    review = httpx.Client(base_url=system["review"].url, timeout=15)
+    answer = review.post(f"/v1/cases/{case_id}/decision", json=body, headers=reviewer)
+    assert answer.status_code == 201, answer.text
+    again = review.post(f"/v1/cases/{case_id}/decision", json=body, headers=reviewer)
+    assert again.status_code == 409 and again.json()["code"] == "already_decided"
+
+
+def sms_for(
+    system: dict[str, ServiceProcess], operator: dict[str, str], user_id: str, count: int
+) -> list[dict[str, Any]]:
+    notify = httpx.Client(base_url=system["notify"].url, timeout=15)
+
+    def sent() -> list[dict[str, Any]] | None:
+        answer = notify.get("/v1/sms", params={"recipient_id": user_id}, headers=operator)
+        assert answer.status_code == 200, answer.text
+        items = [m for m in answer.json()["items"] if m["state"] == "sent"]
+        assert len(items) <= count, "never more than one SMS per decision"
+        return items if len(items) == count else None
+
+    return eventually(sent, f"{count} SMS to the applicant")
+
+
+def upload_changzhou_documents(person: Person, application_id: str) -> None:
+    person.upload(application_id, "id_card_front", PNG, "front.png")
+    person.upload(application_id, "id_card_back", JPEG, "back.jpg")
+    person.upload(application_id, "hukou_first_page", PDF, "hukou1.pdf")
+    person.upload(application_id, "hukou_own_page", JPEG, "hukou2.jpg")
