@@ -2,11 +2,24 @@
 
 import os
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.reference import DEFAULT_DISTRICTS_FILE
+
+Environment = Literal["development", "production"]
+# Every secret the repository ships (for `make up` and the tests) starts with this: known to
+# everyone, so a service refuses to start with one outside development.
+SHIPPED_SECRET_PREFIX = "local-"
+
+
+def local_secret(purpose: str, principal: str) -> str:
+    """The shipped development secret of `principal` for `purpose` (e.g. "kafka", "identity"):
+    what `make up` provisions and what a service uses when none is configured."""
+    return f"{SHIPPED_SECRET_PREFIX}{purpose}-{principal}-not-a-secret"
+
 
 SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment": 8004, "notify": 8005}
 
@@ -23,11 +36,22 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service: str = "flexenroll"
+    # development: the shipped secrets are accepted; production: every secret must be set, and
+    # none may be a shipped one (SHIPPED_SECRET_PREFIX).
+    environment: Environment = "development"
     database_url: str = "postgresql://flexenroll@127.0.0.1:55432/flexenroll"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # The service's own database role (owner of its schema only); empty: the service's name.
+    db_user: str = ""
+    db_password: SecretStr | None = None
     kafka_bootstrap: str = "127.0.0.1:19092"
-    jwt_secret: SecretStr = SecretStr("local-development-secret-change-me-in-production")
+    # The broker authenticates every client (SASL/SCRAM); each service is its own principal.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str = ""  # empty: the service's name
+    kafka_password: SecretStr | None = None
+    jwt_secret: SecretStr = SecretStr(local_secret("jwt", "flexenroll"))
     jwt_ttl_seconds: int = 8 * 3600
     host: str = "127.0.0.1"
     port: int = 0
@@ -49,6 +73,39 @@ class ServiceSettings(BaseSettings):
     schema_name: str = ""
     consumer_group_prefix: str = ""
     topic_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _no_shipped_secret_outside_development(self) -> Self:
+        if self.environment == "development":
+            return self
+        secrets = {
+            name: getattr(self, name)
+            for name, field in type(self).model_fields.items()
+            if field.annotation in (SecretStr, SecretStr | None)
+        }
+        for name in ("db_password", "kafka_password"):
+            if secrets.get(name) is None:
+                raise ValueError(f"{name.upper()} must be set outside development")
+        for name, value in secrets.items():
+            if value is not None and value.get_secret_value().startswith(SHIPPED_SECRET_PREFIX):
+                raise ValueError(f"{name.upper()} is a shipped example secret: set a real one outside development")
+        return self
+
+    @property
+    def kafka_principal(self) -> str:
+        return self.kafka_username or self.service
+
+    def kafka_secret(self) -> str:
+        given = self.kafka_password
+        return given.get_secret_value() if given else local_secret("kafka", self.kafka_principal)
+
+    @property
+    def db_role(self) -> str:
+        return self.db_user or self.service
+
+    def db_secret(self) -> str:
+        given = self.db_password
+        return given.get_secret_value() if given else local_secret("db", self.db_role)
 
     @property
     def db_schema(self) -> str:
