@@ -53,6 +53,10 @@ class ServiceSettings(BaseSettings):
     kafka_password: SecretStr | None = None
     jwt_secret: SecretStr = SecretStr(local_secret("jwt", "flexenroll"))
     jwt_ttl_seconds: int = 8 * 3600
+    # Personal data is sealed per person (docs/personal-data.md); a service that must read it asks
+    # identity for the person's key with its own token.
+    identity_url: str = "http://127.0.0.1:8001"
+    personal_data_token: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = 0
     log_level: str = "INFO"
@@ -98,6 +102,10 @@ class ServiceSettings(BaseSettings):
     def kafka_secret(self) -> str:
         given = self.kafka_password
         return given.get_secret_value() if given else local_secret("kafka", self.kafka_principal)
+
+    def personal_data_secret(self) -> str:
+        given = self.personal_data_token
+        return given.get_secret_value() if given else local_secret("personal-data", self.service)
 
     @property
     def db_role(self) -> str:
