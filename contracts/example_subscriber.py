@@ -5,7 +5,9 @@ It counts approved enrolments and settled contributions per district for a stati
 - offsets committed only after the effect is stored (FastStream AckPolicy.ACK: after the handler);
 - idempotent by `event_id` (delivery is at least once: the same event may come twice);
 - events decoded through `contracts.upcasting.decode`, so older schema versions keep working;
-- event types it does not know are skipped, never an error: new events appear over time.
+- event types it does not know are skipped, never an error: new events appear over time;
+- it needs no personal data: the sealed `personal` fields (docs/personal-data.md) are opaque to it,
+  and it keeps nothing about a person that a `PersonErased` would oblige it to delete.
 
 Run it: `python -m contracts.example_subscriber --group stats-team --state stats.json`
 (KAFKA_BOOTSTRAP, default 127.0.0.1:19092; TOPIC_PREFIX if the topics live under a prefix).

@@ -60,8 +60,10 @@ Rules for consumers (the compatibility promise assumes them):
 - expect older `schema_version`s in the history; the Python package upcasts them
   (`contracts.upcasting.decode`).
 A breaking change always gets a new `schema_version`.
-Personal data: `phone` fields are full numbers and `name` fields real names; never log them
-unmasked."""
+Personal data: phone numbers, names and birth dates travel only sealed, in `personal` objects
+(AES-256-GCM under the person's own key, docs/personal-data.md); they are opaque to downstream
+readers. Older versions (v1) carried them in clear: never log those unmasked, and on
+`PersonErased` delete what you keep about that person."""
 
 
 def schema_path(cls: type[Event]) -> str:

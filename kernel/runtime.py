@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,10 +94,16 @@ class ServiceRuntime:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
     _started_hooks: list[Callable[[], Any]] = field(default_factory=list, init=False)
+    _stopped_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
 
     def on_started(self, hook: Callable[[], Any]) -> Callable[[], Any]:
         """Run `hook` once the pool and producer exist (wire service layers to them)."""
         self._started_hooks.append(hook)
+        return hook
+
+    def on_stopped(self, hook: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Await `hook` when the runtime stops, after consumers and jobs (close the service's clients)."""
+        self._stopped_hooks.append(hook)
         return hook
 
     def __post_init__(self) -> None:
@@ -158,6 +164,9 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        for stopped in self._stopped_hooks:
+            with contextlib.suppress(Exception):
+                await stopped()
         if self._producer is not None:
             await self._producer.stop()
         if self._pool is not None:

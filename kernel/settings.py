@@ -87,6 +87,12 @@ class ServiceSettings(BaseSettings):
             for name, field in type(self).model_fields.items()
             if field.annotation in (SecretStr, SecretStr | None)
         }
+        # A table of secrets (identity's IDENTITY_KEY_READERS: one token per reading service) is
+        # checked entry by entry.
+        for name, field in type(self).model_fields.items():
+            if field.annotation == dict[str, SecretStr]:
+                for key, value in getattr(self, name).items():
+                    secrets[f"{name}[{key}]"] = value
         for name in ("db_password", "kafka_password"):
             if secrets.get(name) is None:
                 raise ValueError(f"{name.upper()} must be set outside development")

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contracts.envelope import Envelope
-from contracts.reference import load_districts
 from contracts.topics import SERVICES, dlq_topic, events_topic
 from kernel.consumer import forget_dead_letters
 from kernel.db import create_pool, migrate, migrations_from
@@ -24,15 +23,16 @@ from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
 from ops.rebuild import RebuildRefused, StatusRebuild
 from services.enrollment.settings import EnrollmentSettings
-from services.identity.service import IdentityService
+from services.identity.service import Erasure, IdentityService
 from services.identity.settings import IdentitySettings
-from services.identity.verification import load_provider
 
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
 staff = typer.Typer(help="Reviewer and operator accounts (never self-registered).", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", no_args_is_help=True)
 projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
+person = typer.Typer(help="People's personal data (docs/personal-data.md).", no_args_is_help=True)
 app.add_typer(staff, name="staff")
+app.add_typer(person, name="person")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
 console = Console()
@@ -54,8 +54,7 @@ async def _add_staff(
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
-        provider = load_provider(settings.identity_verification_provider, settings.identity_verification_deny_list)
-        service = IdentityService(OpenStorage(pool, store), provider, load_districts(settings.districts_file))
+        service = IdentityService.from_settings(OpenStorage(pool, store), settings)
         user_id = await service.register(phone, password, role, new_correlation_id(), agency_code=agency)
         return str(user_id)
     finally:
@@ -95,6 +94,54 @@ def add_staff(
     if role == "reviewer":
         where = f" at agency [bold]{agency}[/bold]" if agency is not None else " (city-level: every agency)"
     console.print(f"{role} account created{where}: [bold]{user_id}[/bold]")
+
+
+async def _erase_person(user_id: UUID) -> Erasure:
+    settings = IdentitySettings()
+    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    try:
+        await migrate(pool, settings.db_schema, migrations_from("services.identity"))
+        store = EventStore(settings.service, settings.db_schema)
+        service = IdentityService.from_settings(OpenStorage(pool, store), settings)
+        return await service.erase(user_id, new_correlation_id())
+    finally:
+        await pool.close()
+
+
+@person.command("erase")
+def erase_person(
+    user_id: Annotated[UUID, typer.Argument(help="the person's user_id (identity's account id)")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Erase a person (their right to deletion, docs/personal-data.md): delete their data key,
+    login and ID-number binding at identity and publish PersonErased. Every sealed copy of their
+    phone, name and birth date on every topic becomes unreadable; each service deletes its clear
+    copies when PersonErased reaches it. Their applications' history stays. This cannot be undone."""
+    if not yes:
+        typer.confirm(
+            f"Erase the personal data of {user_id}? Their sealed data becomes unreadable for good and they can "
+            "no longer log in",
+            abort=True,
+        )
+    try:
+        erasure = asyncio.run(_erase_person(user_id))
+    except Problem as problem:
+        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
+        raise typer.Exit(1) from problem
+    if erasure.already_erased:
+        console.print(f"person {user_id} was erased before: nothing left to delete, no new event")
+        return
+    deleted = [
+        what
+        for what, done in (
+            ("data key", erasure.key_deleted),
+            ("login", erasure.login_deleted),
+            ("ID-number binding", erasure.id_binding_deleted),
+        )
+        if done
+    ]
+    console.print(f"person [bold]{user_id}[/bold] erased: deleted {', '.join(deleted) or 'nothing'}")
+    console.print("PersonErased appended to identity's stream; the services delete their copies when it reaches them")
 
 
 @app.command()

@@ -2,8 +2,12 @@
 field types that several services' events share (so one format is written down exactly once).
 """
 
+import json
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +17,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictInt,
+    model_validator,
 )
 
 _REGISTRY: dict[tuple[str, int], type["Event"]] = {}
@@ -100,6 +105,76 @@ Fen = Annotated[StrictInt, Field(ge=0)]
 """An amount of money in integer fen (1 yuan = 100 fen); never a float."""
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+SealAlgorithm = Literal["A256GCM", "none"]
+_BASE64 = r"^[A-Za-z0-9+/]*={0,2}$"
+_NONCE_BASE64 = r"^[A-Za-z0-9+/]{16}$"  # 12 bytes
+
+
+class Sealed(BaseModel):
+    """Personal data sealed under one person's key (docs/personal-data.md, "Sealing").
+
+    `data` is the AES-256-GCM ciphertext (with its tag) of a JSON object of the sealed fields,
+    the associated data being `key_id`, so that a sealed value cannot be moved to another person.
+    Only the services that identity gives the person's key can open it; for everyone else it is
+    opaque. When the person is erased the key is deleted and every copy becomes unreadable.
+    `alg: none` marks data upcast from an event version published in clear before sealing
+    existed: `data` is then the JSON text itself.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        title="Sealed",
+        json_schema_extra={
+            "examples": [
+                {
+                    "key_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                    "alg": "A256GCM",
+                    "nonce": "AQEBAQEBAQEBAQEB",
+                    "data": "DOGVXQfrDUTudkwgLlZh4Ptevuipsybs0aYd1roeI5CAhw5YhRySkSij",
+                }
+            ]
+        },
+    )
+
+    key_id: UUID = Field(description="The person whose key sealed the data: their user_id.")
+    alg: SealAlgorithm = Field(
+        description="A256GCM (AES-256-GCM), or none for data upcast from a version published in clear."
+    )
+    nonce: str | None = Field(
+        default=None,
+        pattern=_NONCE_BASE64,
+        description="Base64 of the 12 random bytes of the AES-GCM nonce; absent for none.",
+    )
+    data: str = Field(
+        min_length=1,
+        description="A256GCM: base64 of the ciphertext (with the tag) of the JSON object of the sealed fields. "
+        "none: that JSON text itself.",
+    )
+
+    @model_validator(mode="after")
+    def _shape_of_the_algorithm(self) -> Self:
+        if self.alg == "A256GCM":
+            if self.nonce is None:
+                raise ValueError("A256GCM needs a nonce")
+            if not re.fullmatch(_BASE64, self.data) or len(self.data) % 4:
+                raise ValueError("A256GCM data must be base64")
+        elif self.nonce is not None:
+            raise ValueError("alg none carries no nonce")
+        return self
+
+
+def sealed_text(fields: Mapping[str, Any]) -> str:
+    """The JSON text that is sealed: compact, keys sorted, UTF-8 (the same for every sealer)."""
+    return json.dumps(dict(fields), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def clear_as_sealed(key_id: object, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The `Sealed` form (`alg: none`) of fields an older event version published in clear: what
+    the upcasters to the sealed versions produce (erasing the key cannot unpublish them)."""
+    return {"key_id": str(key_id), "alg": "none", "data": sealed_text(fields)}
+
 
 CHANGZHOU_PREFIX: Final = "3204"
 JIANGSU_PREFIX: Final = "32"

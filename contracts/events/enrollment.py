@@ -4,7 +4,7 @@ review outcome and the labour-affairs agency notice read after approval.
 """
 
 from datetime import date
-from typing import Literal, Self
+from typing import Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,11 +18,14 @@ from contracts.events.base import (
     NonEmptyStr,
     PensionTier,
     RegionCode,
+    Sealed,
     Sha256Hex,
     UtcDatetime,
     check_masked_id,
+    clear_as_sealed,
 )
 from contracts.events.review import ReviewReason
+from contracts.upcasting import upcaster
 
 HouseholdKind = Literal["changzhou", "jiangsu_resident"]
 DocumentKind = Literal["id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page", "residence_permit"]
@@ -147,7 +150,7 @@ class SubmittedDocument(BaseModel):
     content_type: NonEmptyStr = Field(description="Media type of the file, e.g. image/jpeg.")
 
 
-class EnrollmentSubmitted(Event):
+class EnrollmentSubmittedV1(Event):
     """The applicant checked the application and submitted it for review (提交申报).
 
     Guide, PART-7: "查看核对申请信息确认后，点击“提交申报”，参保登记申请即完成。" A rejected
@@ -156,6 +159,7 @@ class EnrollmentSubmitted(Event):
     """
 
     model_config = ConfigDict(
+        title="EnrollmentSubmitted",
         json_schema_extra={
             "examples": [
                 {
@@ -190,8 +194,11 @@ class EnrollmentSubmitted(Event):
                     "submitted_at": "2025-03-02T01:40:00Z",
                 }
             ]
-        }
+        },
     )
+
+    # Superseded by v2 and no longer published; kept so that stored events of v1 decode.
+    event_type: ClassVar[str] = "EnrollmentSubmitted"
 
     application_id: UUID = Field(description="The application; the stream key.")
     applicant_id: UUID = Field(description="user_id of the applicant.")
@@ -223,6 +230,110 @@ class EnrollmentSubmitted(Event):
         # household, documents) is enrollment's rule (services/enrollment/rules.py), not the shape's.
         check_masked_id(self.id_number_masked, self.gender)
         return self
+
+
+class SubmittedPersonal(BaseModel):
+    """What `EnrollmentSubmitted.personal` seals."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: NonEmptyStr = Field(description="Verified legal name of the applicant.")
+    birth_date: date = Field(description="Birth date from the verified ID number.")
+    phone: MainlandMobile = Field(description="Applicant's mobile number, E.164, for the reviewer to call.")
+
+
+class EnrollmentSubmitted(Event):
+    """The applicant checked the application and submitted it for review (提交申报).
+
+    Guide, PART-7: "查看核对申请信息确认后，点击“提交申报”，参保登记申请即完成。" A rejected
+    application may be corrected and submitted again: `attempt` counts submissions. The event is
+    self-contained so the reviewer needs no other service's data: the applicant's name, birth
+    date and phone are sealed under the applicant's key (docs/personal-data.md); review opens them.
+    """
+
+    schema_version: ClassVar[int] = 2
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": _EXAMPLE_APPLICATION,
+                    "applicant_id": _EXAMPLE_APPLICANT,
+                    "attempt": 1,
+                    "id_number_masked": "3204**********1234",
+                    "gender": "male",
+                    "personal": {
+                        # sealed under the example key bytes(range(32)), see contracts/events/identity.py
+                        "key_id": _EXAMPLE_APPLICANT,
+                        "alg": "A256GCM",
+                        "nonce": "AwMDAwMDAwMDAwMD",
+                        "data": "lWlev3nmOkm6PHIb75B2NiNvxt3qyxGBtZ9qP2pDxDe5OR47GSeTXcGJaCwbI1J0lvRN"
+                        "joCacJsNxXwhttzEanf6ptWQgstlFothDrAlqGNc9/cQ",
+                    },
+                    "pension_tier": 3,
+                    "medical_tier": 5,
+                    "household_kind": "changzhou",
+                    "household_region_code": "320402",
+                    "residence_district_code": "320411",
+                    "documents": [
+                        {
+                            "kind": kind,
+                            "sha256": _EXAMPLE_SHA,
+                            "blob_ref": f"blobs/{_EXAMPLE_APPLICATION}/{kind}",
+                            "content_type": "image/jpeg",
+                        }
+                        for kind in (
+                            "id_card_front",
+                            "id_card_back",
+                            "hukou_first_page",
+                            "hukou_own_page",
+                        )
+                    ],
+                    "notice_version": "2020-12",
+                    "submitted_at": "2025-03-02T01:40:00Z",
+                }
+            ]
+        }
+    )
+
+    application_id: UUID = Field(description="The application; the stream key.")
+    applicant_id: UUID = Field(description="user_id of the applicant.")
+    attempt: int = Field(ge=1, description="1 for the first submission, +1 per resubmission.")
+    id_number_masked: MaskedIdNumber = Field(
+        description="Applicant's resident ID number, first four and last four characters only."
+    )
+    gender: Gender = Field(description="Gender from the verified ID number.")
+    personal: Sealed = Field(
+        description="Sealed under the applicant's key: {name, birth_date, phone} (the verified legal name, the "
+        "birth date from the ID number, the mobile number in E.164 for the reviewer to call). Opaque to "
+        "downstream teams; unreadable once the applicant is erased."
+    )
+    pension_tier: PensionTier | None = Field(description=_PENSION_DESCRIPTION)
+    medical_tier: MedicalTier | None = Field(description=_MEDICAL_DESCRIPTION)
+    household_kind: HouseholdKind = Field(description=_HOUSEHOLD_KIND_DESCRIPTION)
+    household_region_code: RegionCode = Field(description=_HOUSEHOLD_REGION_DESCRIPTION)
+    residence_district_code: RegionCode = Field(description=_RESIDENCE_DESCRIPTION)
+    documents: list[SubmittedDocument] = Field(
+        description="The documents submitted: ID card front and back, plus household register "
+        "first and own page or residence permit; one per kind."
+    )
+    notice_version: NonEmptyStr = Field(description="Version of the notice the applicant accepted.")
+    submitted_at: UtcDatetime = Field(description="When the applicant clicked 提交申报 (UTC).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        # A shape fact: gender and masked number come from one ID number. Eligibility (tiers,
+        # household, documents) is enrollment's rule (services/enrollment/rules.py), not the shape's.
+        check_masked_id(self.id_number_masked, self.gender)
+        if self.personal.key_id != self.applicant_id:
+            raise ValueError("personal data must be sealed under the applicant's key")
+        return self
+
+
+@upcaster("EnrollmentSubmitted", from_version=1)
+def _enrollment_submitted_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    fields = {"name": data.pop("applicant_name"), "birth_date": data.pop("birth_date"), "phone": data.pop("phone")}
+    return {**data, "personal": clear_as_sealed(data["applicant_id"], fields)}
 
 
 class ApplicationUnderReview(Event):

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from contracts.reference import load_districts
 from kernel.db import migrations_from
+from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
 from services.enrollment.blobs import BlobStore, LocalFolderBlobStore
 from services.enrollment.handlers import EnrollmentHandlers
@@ -25,11 +26,24 @@ def config_from(settings: EnrollmentSettings) -> EnrollmentConfig:
     )
 
 
-def build(settings: EnrollmentSettings | None = None, blobs: BlobStore | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(
+    settings: EnrollmentSettings | None = None, blobs: BlobStore | None = None, keys: PersonKeys | None = None
+) -> tuple[FastAPI, ServiceRuntime]:
+    """`keys`: how personal data is sealed and opened (default: identity at IDENTITY_URL with
+    PERSONAL_DATA_TOKEN)."""
     settings = settings or EnrollmentSettings()
     config = config_from(settings)
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.enrollment"))
-    service = EnrollmentService(runtime, blobs or LocalFolderBlobStore(settings.enrollment_blob_root), config)
+    own_keys = keys is None  # a given client belongs to the caller
+    keys = keys or PersonKeys(settings)  # IDENTITY_URL, with this service's PERSONAL_DATA_TOKEN
+    service = EnrollmentService(runtime, blobs or LocalFolderBlobStore(settings.enrollment_blob_root), config, keys)
+    if own_keys:
+
+        @runtime.on_stopped
+        async def close_keys() -> None:
+            await service.keys.aclose()
+            service.keys = PersonKeys(settings)  # a runtime started again gets an open client
+
     runtime.subscriptions = EnrollmentHandlers(service).subscriptions()
     app = runtime.create_app(
         "flexenroll enrollment",

@@ -3,13 +3,14 @@
 No I/O: the service layer passes the verified person, the reference data and the clock.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
+from contracts.events.base import Event, Sealed
 from contracts.events.enrollment import (
     AgencyNoticeAccepted,
     ApplicationApproved,
@@ -34,6 +35,9 @@ def stream_id(application_id: UUID) -> str:
 
 
 Status = Literal["draft", "submitted", "under_review", "approved", "rejected"]
+# Seals a JSON object of personal fields for a person, under their key (kernel.personal.seal bound
+# to the key identity holds for them).
+Sealer = Callable[[UUID, Mapping[str, Any]], Sealed]
 EDITABLE: frozenset[Status] = frozenset({"draft", "rejected"})
 
 
@@ -209,9 +213,18 @@ def _require_submittable(app: Application) -> Choices:
 
 
 def submit(
-    app: Application, person: Person | None, policy: AgePolicy, districts: DistrictDirectory, today: date, now: datetime
+    app: Application,
+    person: Person | None,
+    policy: AgePolicy,
+    districts: DistrictDirectory,
+    today: date,
+    now: datetime,
+    seal: Sealer,
 ) -> EnrollmentSubmitted:
-    """Guide PART-7 (提交申报), checked against Q2 and PART-6 on the day of submission."""
+    """Guide PART-7 (提交申报), checked against Q2 and PART-6 on the day of submission.
+
+    `seal`: the applicant's name, birth date and phone travel sealed under their own key
+    (docs/personal-data.md); the service layer binds it to the key identity holds."""
     choices = _require_submittable(app)
     verified = _require_verified(person)
     if verified.phone is None or verified.id_number_masked is None:
@@ -224,11 +237,12 @@ def submit(
         application_id=app.application_id,
         applicant_id=app.applicant_id,
         attempt=app.attempt + 1,
-        applicant_name=verified.name,
         id_number_masked=verified.id_number_masked,
-        birth_date=verified.birth_date,
         gender=verified.gender,
-        phone=verified.phone,
+        personal=seal(
+            app.applicant_id,
+            {"name": verified.name, "birth_date": verified.birth_date.isoformat(), "phone": verified.phone},
+        ),
         pension_tier=choices.pension_tier,
         medical_tier=choices.medical_tier,
         household_kind=choices.household_kind,

@@ -1,42 +1,57 @@
 """Read models of enrollment, built from events: people (from identity.events) and the facts
-of the status projection (from every topic). Both are order-tolerant and idempotent."""
+of the status projection (from every topic). Both are order-tolerant and idempotent.
+
+`people` is enrollment's one clear copy of a person (phone, name, birth date: opened from the
+sealed events with the person's key, docs/personal-data.md); `PersonErased` deletes the row and
+remembers the person as erased, so that no late or replayed event brings the data back. The status
+facts keep envelopes as they came: their sealed fields stay sealed."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
 
 from contracts.envelope import Envelope
-from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.identity import UserVerified
 from kernel.db import Connection, Executor
 from kernel.eventstore import envelope_columns
 from services.enrollment.domain import Person
 from services.enrollment.status import links
 
 # Each event fills only its own columns, so UserVerified before UserRegistered (a replay) and
-# the other way round end in the same row.
-_UPSERT_PHONE = """
-INSERT INTO people (user_id, phone) VALUES ($1, $2)
+# the other way round end in the same row. Nothing is written for an erased person.
+_NOT_ERASED = "WHERE NOT EXISTS (SELECT 1 FROM erased_people WHERE user_id = $1)"
+_UPSERT_PHONE = f"""
+INSERT INTO people (user_id, phone) SELECT $1, $2 {_NOT_ERASED}
 ON CONFLICT (user_id) DO UPDATE SET phone = EXCLUDED.phone
 """
-_UPSERT_VERIFIED = """
-INSERT INTO people (user_id, name, birth_date, gender, id_number_masked, id_region_code, verified_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+_UPSERT_VERIFIED = f"""
+INSERT INTO people (user_id, name, birth_date, gender, id_number_masked, verified_at)
+SELECT $1, $2, $3::date, $4, $5, $6 {_NOT_ERASED}
 ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name, birth_date = EXCLUDED.birth_date,
-    gender = EXCLUDED.gender, id_number_masked = EXCLUDED.id_number_masked,
-    id_region_code = EXCLUDED.id_region_code, verified_at = EXCLUDED.verified_at
+    gender = EXCLUDED.gender, id_number_masked = EXCLUDED.id_number_masked, verified_at = EXCLUDED.verified_at
 """
 
 
-async def record_registered(conn: Connection, event: UserRegistered) -> None:
-    await conn.execute(_UPSERT_PHONE, event.user_id, event.phone)
+async def record_registered(conn: Connection, user_id: UUID, phone: str) -> None:
+    """The phone of a `UserRegistered`, opened."""
+    await conn.execute(_UPSERT_PHONE, user_id, phone)
 
 
-async def record_verified(conn: Connection, e: UserVerified) -> None:
+async def record_verified(conn: Connection, e: UserVerified, name: str, birth_date: date) -> None:
+    """A `UserVerified` with its sealed name and birth date, opened."""
+    await conn.execute(_UPSERT_VERIFIED, e.user_id, name, birth_date, e.gender, e.id_number_masked, e.verified_at)
+
+
+async def erase_person(conn: Connection, user_id: UUID, erased_at: datetime) -> None:
+    """`PersonErased`: the person's clear data leaves enrollment."""
     await conn.execute(
-        _UPSERT_VERIFIED, e.user_id, e.name, e.birth_date, e.gender, e.id_number_masked, e.id_region_code, e.verified_at
+        "INSERT INTO erased_people (user_id, erased_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        user_id,
+        erased_at,
     )
+    await conn.execute("DELETE FROM people WHERE user_id = $1", user_id)
 
 
 async def person(conn: Executor, user_id: UUID) -> Person | None:

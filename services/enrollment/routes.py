@@ -192,7 +192,11 @@ async def get_document(application_id: UUID, kind: str, svc: Service, principal:
     return Response(data, media_type=content_type, headers=headers)
 
 
-@router.post("/applications/{application_id}/submit", summary="Submit for review (提交申报)")
+@router.post(
+    "/applications/{application_id}/submit",
+    summary="Submit for review (提交申报); the applicant's name, birth date and phone travel sealed",
+    responses=problem_responses(503),
+)
 async def submit_application(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> StatusView:
     await svc.submit(application_id, principal)
     return await svc.status(application_id, principal)
@@ -211,9 +215,10 @@ async def accept_agency_notice(
 
 @router.get(
     "/applications/{application_id}/registration-form.pdf",
-    summary="常州市劳动事务代理申请登记表 as PDF (after approval and the agency notice)",
+    summary="常州市劳动事务代理申请登记表 as PDF (after approval and the agency notice); 410 once the "
+    "applicant's data was erased",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **problem_responses(410, 503)},
 )
 async def registration_form(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> Response:
     pdf = await svc.registration_form(application_id, principal)

@@ -8,24 +8,27 @@ whatever request or review fact caused it (docs/downstream.md)."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event, mask_phone
-from contracts.events.enrollment import ApplicationApproved, DocumentUploaded, EnrollmentSubmitted
+from contracts.events.base import Event, Sealed, mask_phone
+from contracts.events.enrollment import ApplicationApproved, DocumentUploaded, EnrollmentSubmitted, SubmittedPersonal
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from contracts.reference import DistrictDirectory
+from kernel import personal
 from kernel.auth import Principal
 from kernel.clock import local_date, utc_now
 from kernel.db import Connection
 from kernel.eventstore import ConcurrencyError, EventStore
 from kernel.logging import get_logger
+from kernel.personal import PersonKeys
 from kernel.problems import Conflict, Forbidden, NotFound, Problem
 from kernel.runtime import ServiceLayer, Storage
 from services.enrollment import domain, form, projections
@@ -40,6 +43,7 @@ from services.enrollment.status import StatusView, fold
 log = get_logger(__name__)
 _ATTEMPTS = 3  # optimistic concurrency: two uploads at once both succeed after a reload
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,16 @@ def counted_refusals(action: str) -> Iterator[None]:
 
 
 class EnrollmentService(ServiceLayer):
-    def __init__(self, storage: Storage, blobs: BlobStore, config: EnrollmentConfig, clock: Clock = utc_now) -> None:
+    """`keys`: the persons' data keys, from identity (docs/personal-data.md): the submission is
+    sealed with the applicant's, and the registration form opened with it at print time."""
+
+    def __init__(
+        self, storage: Storage, blobs: BlobStore, config: EnrollmentConfig, keys: PersonKeys, clock: Clock = utc_now
+    ) -> None:
         super().__init__(storage)
         self.blobs = blobs
         self.config = config
+        self.keys = keys
         self.clock = clock  # decisions take `now`; tests may set another clock
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -74,6 +84,19 @@ class EnrollmentService(ServiceLayer):
     async def _transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
+
+    async def _sealer(self, user_id: UUID) -> domain.Sealer:
+        """Seals with the person's key; without one (erased) sealing refuses, after the domain's
+        own checks, so that an already submitted application still says so first."""
+        key = await _personal(self.keys.key_of(user_id))
+
+        def seal(key_id: UUID, fields: Mapping[str, Any]) -> Sealed:
+            assert key_id == user_id, "the domain seals for the applicant whose key was fetched"
+            if key is None:
+                raise Conflict("personal_data_erased", "您的个人信息已按本人申请删除，无法提交申报。")
+            return personal.seal(key, key_id, fields)
+
+        return seal
 
     async def _decide(
         self,
@@ -149,9 +172,10 @@ class EnrollmentService(ServiceLayer):
     async def submit(self, application_id: UUID, principal: Principal) -> None:
         async def decide(conn: Connection, app: domain.Application) -> list[Event]:
             person = await projections.person(conn, app.applicant_id)
+            seal = await self._sealer(app.applicant_id)
             now = self.clock()
             c = self.config
-            return [domain.submit(app, person, c.policy, c.districts, local_date(now), now)]
+            return [domain.submit(app, person, c.policy, c.districts, local_date(now), now, seal)]
 
         with counted_refusals("submit"):
             await self._decide(application_id, principal, decide)
@@ -212,22 +236,39 @@ class EnrollmentService(ServiceLayer):
         app = await load(self.pool, self.store, application_id)
         owner_or_staff(app.applicant_id, principal)
         submitted, _, _ = domain.check_printable(app)
-        data = registration_data(app, submitted, self.config.districts)
+        opened = await _personal(self.keys.open(submitted.personal, owner=app.applicant_id))  # now, never stored
+        if opened is None:
+            raise Problem(
+                "personal_data_erased",
+                "申请人的个人信息已按本人申请删除，无法再打印《常州市劳动事务代理申请登记表》。",
+                410,
+            )
+        data = registration_data(app, submitted, opened, self.config.districts)
         return await asyncio.to_thread(form.render, data, self.config.font_path)
 
 
+async def _personal(call: Awaitable[T]) -> T:
+    """A call to identity for a key: unreachable is a 503 to the person, not a 500."""
+    try:
+        return await call
+    except OSError as exc:
+        raise Problem("personal_data_unavailable", "暂时无法读取个人信息，请稍后再试。", 503) from exc
+
+
 def registration_data(
-    app: domain.Application, s: EnrollmentSubmitted, districts: DistrictDirectory
+    app: domain.Application, s: EnrollmentSubmitted, opened: Mapping[str, Any], districts: DistrictDirectory
 ) -> form.RegistrationForm:
+    """`opened`: the submission's sealed name, birth date and phone, opened with the applicant's key."""
     assert app.approved_at is not None and app.agency_notice_version is not None
     residence = districts.district(s.residence_district_code)
+    fields = SubmittedPersonal.model_validate(opened)
     return form.RegistrationForm(
         application_id=str(app.application_id),
-        name=s.applicant_name,
+        name=fields.name,
         id_number_masked=s.id_number_masked,
         gender=s.gender,
-        birth_date=s.birth_date,
-        phone_masked=mask_phone(s.phone),
+        birth_date=fields.birth_date,
+        phone_masked=mask_phone(fields.phone),
         household_kind=s.household_kind,
         household_region=region_name(s.household_region_code),
         residence_district=f"常州市{residence.name}" if residence else s.residence_district_code,

@@ -1,28 +1,39 @@
 """identity's composition root: settings, runtime, service layer and routes."""
 
+from typing import Any
+
 from fastapi import FastAPI
 
-from contracts.reference import load_districts
 from kernel.db import migrations_from
 from kernel.runtime import ServiceRuntime
 from services.identity.routes import router
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
-from services.identity.verification import load_provider
 
 
 def build(settings: IdentitySettings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     settings = settings or IdentitySettings()
-    runtime = ServiceRuntime(settings, migrations=migrations_from("services.identity"))
+
+    async def rekey_legacy_bindings(_: ServiceRuntime) -> Any:
+        # Clear ID numbers left by migration 001 become keyed hashes once identity runs
+        # (migrations/003_personal_data.sql says why this is not SQL).
+        return await service.rekey_legacy_bindings()
+
+    runtime = ServiceRuntime(
+        settings, migrations=migrations_from("services.identity"), background=[rekey_legacy_bindings]
+    )
     app = runtime.create_app(
         "flexenroll identity",
         "Accounts, log-in and real-name verification of flexible-employment workers (常州灵活就业参保).",
     )
-    provider = load_provider(settings.identity_verification_provider, settings.identity_verification_deny_list)
-    directory = load_districts(settings.districts_file)  # staff agencies must exist in it
     app.state.jwt_ttl_seconds = settings.jwt_ttl_seconds
+    # The reading services' tokens for GET /v1/person-keys (docs/personal-data.md).
+    app.state.key_readers = {
+        name: token.get_secret_value().encode() for name, token in settings.identity_key_readers.items()
+    }
 
-    app.state.identity = IdentityService(runtime, provider, directory)
+    service = IdentityService.from_settings(runtime, settings)
+    app.state.identity = service
 
     app.include_router(router)
     return app, runtime

@@ -1,19 +1,21 @@
 """The account aggregate: pure decisions, commands in, events out (no I/O)."""
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 import phonenumbers
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.base import Event, Sealed, mask_phone
+from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered, UserVerified, VerifiedPersonal
 from contracts.reference import DistrictDirectory
 from kernel.aggregate import replay as fold
 from kernel.auth import Role
-from kernel.problems import Conflict, Refused
+from kernel.problems import Conflict, NotFound, Refused
 from services.identity.resident_id import InvalidIdNumber, ResidentId, parse_resident_id
 
 # Names on resident ID cards: Chinese characters, with the middle dot of minority names.
@@ -58,38 +60,56 @@ def check_staff_agency(role: Role, agency_code: str | None, directory: DistrictD
     return code
 
 
+Sealer = Callable[[Mapping[str, Any]], Sealed]
+"""Seals a person's fields under their key (the service layer binds kernel.personal.seal to the
+key; the domain only says which fields are sealed, docs/personal-data.md)."""
+
+
 @dataclass(frozen=True)
 class Account:
     user_id: UUID
-    phone: str
     role: Role
+    phone_masked: str
+    version: int
     verified: UserVerified | None = None
-
-    @property
-    def version(self) -> int:
-        return 1 + (self.verified is not None)
+    erased: bool = False
 
 
-def evolve(account: Account | None, event: Event, _: Envelope) -> Account | None:
+def evolve(account: Account | None, event: Event, envelope: Envelope) -> Account | None:
+    version = envelope.stream_version
     if isinstance(event, UserRegistered):
-        return Account(user_id=event.user_id, phone=event.phone, role=event.role)
-    if isinstance(event, UserVerified) and account is not None:
-        return Account(account.user_id, account.phone, account.role, event)
-    return account
+        return Account(user_id=event.user_id, role=event.role, phone_masked=event.phone_masked, version=version)
+    if account is None:
+        return None
+    if isinstance(event, UserVerified):
+        return replace(account, verified=event, version=version)
+    if isinstance(event, PersonErased):
+        return replace(account, erased=True, version=version)
+    return replace(account, version=version)
 
 
 def replay(history: list[Envelope]) -> Account | None:
     return fold(history, evolve)
 
 
-def register(user_id: UUID, phone: str, role: Role, now: datetime) -> UserRegistered:
-    return UserRegistered(user_id=user_id, phone=phone, role=role, registered_at=now)
+def register(user_id: UUID, phone: str, role: Role, now: datetime, seal: Sealer) -> UserRegistered:
+    return UserRegistered(
+        user_id=user_id,
+        role=role,
+        phone_masked=mask_phone(phone),
+        personal=seal(RegisteredPersonal(phone=phone).model_dump(mode="json")),
+        registered_at=now,
+    )
 
 
 def verify(
-    account: Account, name: str, id_number: str, provider: str, now: datetime, today: date
-) -> tuple[UserVerified, ResidentId]:
-    """Real-name verification: one person, one verification; name and ID number must be sound."""
+    account: Account, name: str, id_number: str, provider: str, now: datetime, today: date, seal: Sealer
+) -> tuple[UserVerified, ResidentId, str]:
+    """Real-name verification: one person, one verification; name and ID number must be sound.
+    The name and the birth date are sealed; the number leaves identity only masked. Returns the
+    event, the parsed number and the clean name (what the provider checks)."""
+    if account.erased:
+        raise NotFound("user_not_found", "未找到该用户。")
     if account.verified is not None:
         raise Conflict("already_verified", "该账户已完成实名认证，无需重复认证。")
     clean_name = name.strip()
@@ -99,14 +119,21 @@ def verify(
         resident = parse_resident_id(id_number, today)
     except InvalidIdNumber as exc:
         raise Refused("invalid_id_number", "身份证号码不正确，请核对18位公民身份号码。") from exc
+    personal = VerifiedPersonal(name=clean_name, birth_date=resident.birth_date)
     event = UserVerified(
         user_id=account.user_id,
-        name=clean_name,
         id_number_masked=resident.masked,
-        birth_date=resident.birth_date,
         gender=resident.gender,
-        id_region_code=resident.region_code,
         provider=provider,
+        personal=seal(personal.model_dump(mode="json")),
         verified_at=now,
     )
-    return event, resident
+    return event, resident, clean_name
+
+
+def erase(account: Account, now: datetime) -> PersonErased | None:
+    """The person's erasure (docs/personal-data.md, "Erasure"); None when it was done before:
+    erasing twice changes nothing."""
+    if account.erased:
+        return None
+    return PersonErased(user_id=account.user_id, erased_at=now)

@@ -1,19 +1,23 @@
 """identity's HTTP routes: thin, they validate shapes and call the service layer."""
 
+import base64
+import hmac
 from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from contracts.events.base import mask_phone
 from kernel.auth import CurrentPrincipal, Principal, issue_token
-from kernel.problems import Forbidden
+from kernel.logging import get_logger
+from kernel.problems import Forbidden, Unauthorized
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
 from services.identity.service import IdentityService
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+log = get_logger(__name__)
 
 
 class NewUser(StrictBody):
@@ -102,15 +106,50 @@ async def verify_user(
 @router.get("/users/{user_id}", summary="An account and its verification state")
 async def get_user(user_id: UUID, svc: Service, principal: CurrentPrincipal) -> UserView:
     _own_or_operator(principal, user_id)
-    account = await svc.account(user_id)
-    v = account.verified
+    p = await svc.profile(user_id)
     return UserView(
-        user_id=account.user_id,
-        phone_masked=mask_phone(account.phone),
-        role=account.role,
-        verified=v is not None,
-        name=v.name if v else None,
-        id_number_masked=v.id_number_masked if v else None,
-        birth_date=v.birth_date if v else None,
-        gender=v.gender if v else None,
+        user_id=p.user_id,
+        phone_masked=p.phone_masked,
+        role=p.role,
+        verified=p.verified,
+        name=p.name,
+        id_number_masked=p.id_number_masked,
+        birth_date=p.birth_date,
+        gender=p.gender,
     )
+
+
+class PersonKey(BaseModel):
+    user_id: UUID
+    key: str = Field(description="The person's 32-byte data key, base64.")
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def key_reader(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """Which reading service asks (docs/personal-data.md, "Who gets the key"): its token must be
+    one of IDENTITY_KEY_READERS. Every token is compared, in constant time, so that timing tells
+    neither which reader nor how much of a token matched."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("authentication_required", "请提供读取个人数据密钥的服务令牌。")
+    given = credentials.credentials.encode()
+    readers: dict[str, bytes] = request.app.state.key_readers
+    matched = [name for name, token in readers.items() if hmac.compare_digest(given, token)]
+    if not matched:
+        raise Unauthorized("invalid_token", "服务令牌无效，无权读取个人数据密钥。")
+    return matched[0]
+
+
+@router.get(
+    "/person-keys/{user_id}",
+    summary="A person's data key, for the services that open sealed personal data",
+    response_model=PersonKey,
+)
+async def get_person_key(
+    user_id: UUID, svc: Service, reader: Annotated[str, Depends(key_reader)], response: Response
+) -> PersonKey:
+    key = await svc.person_key(user_id)
+    log.info("person_key_read", reader=reader, user_id=str(user_id))  # who read whose key; never the key
+    response.headers["Cache-Control"] = "no-store"
+    return PersonKey(user_id=user_id, key=base64.b64encode(key).decode())

@@ -1,47 +1,116 @@
 """identity's service layer: loads aggregates, asks the domain, stores events and lookups in
-one transaction. The outbox relay publishes the events afterwards."""
+one transaction. The outbox relay publishes the events afterwards.
+
+identity holds every person's data key (docs/personal-data.md): it creates it when the account
+is registered, seals the person's fields with it, hands it to the reading services over
+`GET /v1/person-keys/{user_id}`, and deletes it when the person is erased.
+"""
 
 import asyncio
-from datetime import UTC, datetime
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from functools import partial
 from uuid import UUID, uuid4
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
-from contracts.events.identity import UserVerified
-from contracts.reference import DistrictDirectory
+from contracts.events.identity import UserVerified, VerifiedPersonal
+from contracts.reference import DistrictDirectory, load_districts
+from kernel import personal
 from kernel.auth import Principal, Role
 from kernel.clock import local_date
+from kernel.logging import get_logger
 from kernel.problems import Conflict, NotFound, Refused, Unauthorized
 from kernel.runtime import ServiceLayer, Storage
 from services.identity import domain, projections
-from services.identity.verification import VerificationProvider
+from services.identity.settings import IdentitySettings
+from services.identity.verification import VerificationProvider, load_provider
+
+log = get_logger(__name__)
+
+_USER_NOT_FOUND = ("user_not_found", "未找到该用户。")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An account as its holder (or an operator) sees it: masked, with the sealed facts opened."""
+
+    user_id: UUID
+    phone_masked: str
+    role: Role
+    verified: bool
+    name: str | None = None
+    id_number_masked: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What `erase` did: which of the person's data it deleted, and whether it had been done before."""
+
+    user_id: UUID
+    already_erased: bool
+    key_deleted: bool
+    login_deleted: bool
+    id_binding_deleted: bool
 
 
 class IdentityService(ServiceLayer):
-    def __init__(self, storage: Storage, provider: VerificationProvider, directory: DistrictDirectory) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        provider: VerificationProvider,
+        directory: DistrictDirectory,
+        *,
+        id_number_hmac_key: bytes,
+    ) -> None:
         super().__init__(storage)
         self.provider = provider
         self.directory = directory
+        self._id_number_hmac_key = id_number_hmac_key
         self.hasher = PasswordHasher()
         self._dummy_hash = self.hasher.hash("not-a-real-password-1")
+
+    @classmethod
+    def from_settings(cls, storage: Storage, settings: IdentitySettings) -> "IdentityService":
+        """The service as identity's settings configure it (the app and flexctl build it alike)."""
+        return cls(
+            storage,
+            load_provider(settings.identity_verification_provider, settings.identity_verification_deny_list),
+            load_districts(settings.districts_file),  # staff agencies must exist in it
+            id_number_hmac_key=settings.identity_id_number_hmac_key.get_secret_value().encode(),
+        )
+
+    def id_number_hmac(self, id_number: str) -> bytes:
+        """The keyed hash an ID number is bound by (docs/personal-data.md, "In the databases")."""
+        return hmac.new(self._id_number_hmac_key, id_number.strip().upper().encode(), hashlib.sha256).digest()
 
     async def register(
         self, phone: str, password: str, role: Role, correlation_id: str, agency_code: str | None = None
     ) -> UUID:
-        """A new account; `agency_code` binds a reviewer to one accepting agency (staff only, via
-        flexctl). The agency stays in `credentials`: it is no fact of the public UserRegistered."""
+        """A new account with its data key; `agency_code` binds a reviewer to one accepting agency
+        (staff only, via flexctl). The agency stays in `credentials`: it is no fact of the public
+        UserRegistered."""
         e164 = domain.normalize_mainland_mobile(phone)
         domain.check_password(password)
         agency = domain.check_staff_agency(role, agency_code, self.directory)
+        phone_taken = Conflict("phone_taken", "该手机号码已注册，请直接登录。")
+        if await projections.phone_registered(self.pool, e164):
+            raise phone_taken
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         user_id = uuid4()
-        event = domain.register(user_id, e164, role, datetime.now(UTC))
+        key = personal.new_data_key()
+        event = domain.register(user_id, e164, role, datetime.now(UTC), partial(personal.seal, key, user_id))
         async with self.pool.acquire() as conn, conn.transaction():
             try:
                 await projections.add_credentials(conn, user_id, e164, password_hash, role, agency)
             except projections.PhoneTaken as exc:
-                raise Conflict("phone_taken", "该手机号码已注册，请直接登录。") from exc
+                raise phone_taken from exc
+            await projections.add_data_key(conn, user_id, key)
             await self.store.append(conn, domain.stream_id(user_id), 0, [event], correlation_id=correlation_id)
         return user_id
 
@@ -63,24 +132,99 @@ class IdentityService(ServiceLayer):
         return found[0]
 
     async def account(self, user_id: UUID) -> domain.Account:
+        """The account, unless it never existed or its person was erased (both: user_not_found)."""
         account = domain.replay(await self.store.load(self.pool, domain.stream_id(user_id)))
-        if account is None:
-            raise NotFound("user_not_found", "未找到该用户。")
+        if account is None or account.erased:
+            raise NotFound(*_USER_NOT_FOUND)
         return account
+
+    async def profile(self, user_id: UUID) -> Profile:
+        account = await self.account(user_id)
+        v = account.verified
+        view = Profile(account.user_id, account.phone_masked, account.role, v is not None)
+        if v is None:
+            return view
+        key = await projections.data_key(self.pool, user_id)
+        if key is None and v.personal.alg != "none":
+            return replace(view, id_number_masked=v.id_number_masked, gender=v.gender)
+        opened = VerifiedPersonal.model_validate(personal.open_sealed(key, v.personal, owner=user_id))
+        return replace(
+            view,
+            name=opened.name,
+            birth_date=opened.birth_date,
+            id_number_masked=v.id_number_masked,
+            gender=v.gender,
+        )
 
     async def verify(self, user_id: UUID, name: str, id_number: str, correlation_id: str) -> UserVerified:
         account = await self.account(user_id)
+        key = await projections.data_key(self.pool, user_id)
+        if key is None:  # erased between the two reads
+            raise NotFound(*_USER_NOT_FOUND)
         now = datetime.now(UTC)
-        event, resident = domain.verify(account, name, id_number, self.provider.name, now, local_date(now))
-        outcome = await self.provider.verify(event.name, resident, account.phone)
+        seal = partial(personal.seal, key, user_id)
+        event, resident, clean_name = domain.verify(
+            account, name, id_number, self.provider.name, now, local_date(now), seal
+        )
+        phone = await projections.phone_of(self.pool, user_id)
+        outcome = await self.provider.verify(clean_name, resident, phone or "")
         if not outcome.passed:
             raise Refused(outcome.reason_code or "verification_failed", outcome.reason or "实名认证未通过。")
+        digest = self.id_number_hmac(resident.number)
+        already = Conflict("already_verified", "该账户已完成实名认证，无需重复认证。")
+        taken = Conflict("id_number_taken", "该身份证号码已绑定其他账户，如有疑问请致电12333。")
+        # No code writes the legacy table any more: once a move committed, it stays empty.
+        await self.rekey_legacy_bindings()
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await projections.bind_id_number(conn, resident.number, user_id):
-                if await projections.has_binding(conn, user_id):  # tell which of the two is bound
-                    raise Conflict("already_verified", "该账户已完成实名认证，无需重复认证。")
-                raise Conflict("id_number_taken", "该身份证号码已绑定其他账户，如有疑问请致电12333。")
+            holder = await projections.id_number_bound_to(conn, digest)  # looked up before the insert
+            if holder is None and not await projections.bind_id_number(conn, digest, user_id):
+                holder = await projections.id_number_bound_to(conn, digest)  # the race: bound in between
+                if holder is None:  # the account is bound already (to another number)
+                    raise already
+            if holder == user_id:
+                raise already
+            if holder is not None:
+                raise taken
             await self.store.append(
                 conn, domain.stream_id(user_id), account.version, [event], correlation_id=correlation_id
             )
         return event
+
+    async def person_key(self, user_id: UUID) -> bytes:
+        """The person's data key, for a reading service (routes check which one asks)."""
+        key = await projections.data_key(self.pool, user_id)
+        if key is None:
+            raise NotFound("person_key_not_found", "未找到该人员的数据密钥：账户不存在，或其个人信息已被删除。")
+        return key
+
+    async def erase(self, user_id: UUID, correlation_id: str) -> Erasure:
+        """Erase a person (docs/personal-data.md, "Erasure"): in one transaction delete their data
+        key, their login and their ID-number binding, and append PersonErased. Erasing twice
+        changes nothing; an unknown user is user_not_found."""
+        stream = domain.stream_id(user_id)
+        await self.rekey_legacy_bindings()  # so that the binding to delete is the keyed one
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = domain.replay(await self.store.load(conn, stream))
+            if account is None:
+                raise NotFound(*_USER_NOT_FOUND)
+            removed = await projections.erase_person(conn, user_id)
+            event = domain.erase(account, datetime.now(UTC))
+            if event is not None:
+                await self.store.append(conn, stream, account.version, [event], correlation_id=correlation_id)
+        log.info("person_erased", user_id=str(user_id), already_erased=event is None, **removed)
+        return Erasure(
+            user_id=user_id,
+            already_erased=event is None,
+            key_deleted=removed["key"],
+            login_deleted=removed["login"],
+            id_binding_deleted=removed["id_binding"],
+        )
+
+    async def rekey_legacy_bindings(self) -> int:
+        """Move clear ID numbers left by migration 001 into keyed hashes: at start, and before any
+        binding is looked up or deleted (normally there is nothing left to move)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await projections.rekey_legacy_bindings(conn, self.id_number_hmac)
+        if moved:
+            log.info("id_bindings_rekeyed", moved=moved)
+        return moved

@@ -1,11 +1,20 @@
-"""identity's settings: the shared ones plus the verification provider (docs/service-anatomy.md:
-own knobs are `identity_<knob>`, read from IDENTITY_<KNOB>)."""
+"""identity's settings: the shared ones plus the verification provider, the key of the ID-number
+hash and the services that may read person keys (docs/service-anatomy.md: own knobs are
+`identity_<knob>`, read from IDENTITY_<KNOB>)."""
 
 from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kernel.settings import ServiceSettings
+from kernel.settings import ServiceSettings, local_secret
+
+# The services that open sealed personal data (docs/personal-data.md, "Who gets the key").
+KEY_READERS = ("enrollment", "review", "notify", "payment")
+
+
+def _shipped_key_readers() -> dict[str, SecretStr]:
+    return {service: SecretStr(local_secret("personal-data", service)) for service in KEY_READERS}
 
 
 class IdentitySettings(ServiceSettings):
@@ -16,3 +25,9 @@ class IdentitySettings(ServiceSettings):
     identity_verification_provider: str = "local"
     # The local provider's stand-in for the public-security database: ID numbers it refuses.
     identity_verification_deny_list: Path | None = None
+    # ID numbers are kept for uniqueness only as HMAC-SHA-256 under this key (docs/personal-data.md,
+    # "In the databases"). Changing it orphans every stored binding: set it once per environment.
+    identity_id_number_hmac_key: SecretStr = SecretStr(local_secret("id-number-hmac", "identity"))
+    # Who may fetch a person's data key: service name -> its bearer token (that service's
+    # PERSONAL_DATA_TOKEN). IDENTITY_KEY_READERS is a JSON object, e.g. {"notify": "..."}.
+    identity_key_readers: dict[str, SecretStr] = Field(default_factory=_shipped_key_readers)

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from kernel.clock import utc_now
 from kernel.db import migrations_from
+from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
 from services.notify.gateway import load_gateway
 from services.notify.handlers import NotifyHandlers
@@ -18,9 +19,12 @@ from services.notify.templates import load_templates
 
 
 def build(
-    settings: NotifySettings | None = None, clock: Callable[[], datetime] = utc_now
+    settings: NotifySettings | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    keys: PersonKeys | None = None,
 ) -> tuple[FastAPI, ServiceRuntime]:
-    """`clock` is the replay guard's `now` (how old a decision is); tests move it."""
+    """`clock` is the replay guard's `now` (how old a decision is); tests move it. `keys`: how the
+    sealed phone is opened (default: identity at IDENTITY_URL with PERSONAL_DATA_TOKEN)."""
     settings = settings or NotifySettings()
     # Loaded now, so that a broken templates file stops the service before it consumes anything.
     templates = load_templates(
@@ -28,7 +32,15 @@ def build(
     )
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.notify"))
     service = NotifyService(runtime, templates, settings.max_decision_age, clock)
-    runtime.subscriptions = NotifyHandlers(service).subscriptions()
+    own_keys = keys is None  # a given client belongs to the caller
+    handlers = NotifyHandlers(service, keys or PersonKeys(settings))  # IDENTITY_URL, PERSONAL_DATA_TOKEN
+    runtime.subscriptions = handlers.subscriptions()
+    if own_keys:
+
+        @runtime.on_stopped
+        async def close_keys() -> None:
+            await handlers.keys.aclose()
+            handlers.keys = PersonKeys(settings)  # a runtime started again gets an open client
 
     async def run_sender(runtime: ServiceRuntime) -> None:
         gateway = load_gateway(settings, templates, runtime.pool)

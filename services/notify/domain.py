@@ -67,6 +67,11 @@ def intent_for_decision(cause_event_id: UUID, decided: ReviewDecided, templates:
     )
 
 
+# The log's `last_error` of a message that could not be sent because its recipient was erased
+# (docs/personal-data.md); the code before the colon is stable.
+ERASED_NOTE = "recipient_erased: the recipient's personal data was erased: not texted"
+
+
 # --- replay guard ----------------------------------------------------------------------------
 # Kafka topics keep every decision forever. A notify rebuilt from them (an empty schema, or a new
 # consumer group reading from the beginning) would otherwise text every historic decision again.

@@ -1,24 +1,38 @@
-"""notify's Kafka subscribers: thin, on the consumer's transaction, never calling a provider."""
+"""notify's Kafka subscribers: thin, on the consumer's transaction, never calling a provider.
+
+The phone arrives sealed under its person's key (docs/personal-data.md): it is opened here, as
+part of decoding, through `kernel.personal.PersonKeys`; an erased person's opens to nothing."""
 
 from contracts.envelope import Envelope
-from contracts.events.identity import UserRegistered
+from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered
 from contracts.events.review import ReviewDecided
 from contracts.topics import IDENTITY_EVENTS, REVIEW_EVENTS
 from contracts.upcasting import decode
 from kernel.consumer import Handler
 from kernel.db import Connection
+from kernel.logging import get_logger
+from kernel.personal import PersonKeys
 from kernel.runtime import Subscription
 from services.notify.service import NotifyService
 
+log = get_logger(__name__)
+
 
 class NotifyHandlers:
-    def __init__(self, service: NotifyService) -> None:
+    def __init__(self, service: NotifyService, keys: PersonKeys) -> None:
         self.service = service
+        self.keys = keys
 
     async def on_user_registered(self, conn: Connection, envelope: Envelope) -> None:
         registered = decode(envelope)
         assert isinstance(registered, UserRegistered)
-        await self.service.remember_recipient(conn, registered.user_id, registered.phone)
+        # identity unreachable: the batch is retried; sealed for someone else: the message is poison
+        opened = await self.keys.open(registered.personal, owner=registered.user_id)
+        if opened is None:  # erased: the key is gone, there is no phone to keep
+            log.info("recipient_erased_before_registration_read", recipient_id=str(registered.user_id))
+            return
+        phone = RegisteredPersonal.model_validate(opened).phone
+        await self.service.remember_recipient(conn, registered.user_id, phone)
 
     async def on_review_decided(self, conn: Connection, envelope: Envelope) -> None:
         """Record the SMS intent only; the sender texts after this transaction commits."""
@@ -26,10 +40,18 @@ class NotifyHandlers:
         assert isinstance(decided, ReviewDecided)
         await self.service.text_decision(conn, envelope.event_id, decided, envelope.correlation_id)
 
+    async def on_person_erased(self, conn: Connection, envelope: Envelope) -> None:
+        erased = decode(envelope)
+        assert isinstance(erased, PersonErased)
+        await self.service.forget_recipient(conn, erased.user_id)
+        self.keys.forget(erased.user_id)
+
     def subscriptions(self) -> list[Subscription]:
-        # One group for both topics: recipients and decisions arrive in whatever order.
+        # One group for both topics: recipients and decisions arrive in whatever order. identity's
+        # events of one person share a partition, so PersonErased comes after their UserRegistered.
         handlers: dict[str, Handler] = {
             UserRegistered.event_type: self.on_user_registered,
             ReviewDecided.event_type: self.on_review_decided,
+            PersonErased.event_type: self.on_person_erased,
         }
         return [Subscription("sms", [IDENTITY_EVENTS, REVIEW_EVENTS], handlers)]

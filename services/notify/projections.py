@@ -1,8 +1,12 @@
 """notify's read models and every read query on them.
 
-The recipients read model: user_id -> phone, from identity.events. Order-tolerant: a message
-recorded before its recipient's phone waits in `awaiting_recipient` and is released here (or by
-the sender's sweep, whichever sees both first).
+The recipients read model: user_id -> phone, opened from identity's sealed `UserRegistered`
+(docs/personal-data.md). Order-tolerant: a message recorded before its recipient's phone waits in
+`awaiting_recipient` and is released here (or by the sender's sweep, whichever sees both first).
+
+Erasure (`PersonErased`): the recipient goes, their messages keep no phone, an unsent one fails
+(`recipient_erased`), the local sink keeps their number only masked, and the person is remembered
+as erased so that nothing brings the phone back.
 
 Replay guard on release: a message whose decision is older than the limit by the time the phone
 becomes known is not texted days late; it becomes `skipped_stale` instead of `pending`.
@@ -45,11 +49,53 @@ async def remember_recipient(
     now: datetime,
     max_age: timedelta = domain.DEFAULT_MAX_DECISION_AGE,
 ) -> None:
-    # One UserRegistered per account; a replay brings the same number again.
+    # One UserRegistered per account; a replay brings the same number again. An erased person's
+    # (a v1 event in clear, replayed after the erasure) is not kept.
     await conn.execute(
-        "INSERT INTO recipients (user_id, phone) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING", user_id, phone
+        "INSERT INTO recipients (user_id, phone) SELECT $1, $2 "
+        "WHERE NOT EXISTS (SELECT 1 FROM erased_recipients WHERE user_id = $1) ON CONFLICT (user_id) DO NOTHING",
+        user_id,
+        phone,
     )
     await release_awaiting(conn, now, max_age, user_id)
+
+
+async def erased_at(conn: Executor, user_id: UUID) -> datetime | None:
+    """When the person was erased, or None."""
+    found: datetime | None = await conn.fetchval("SELECT erased_at FROM erased_recipients WHERE user_id = $1", user_id)
+    return found
+
+
+# A message not yet sent (waiting, due, or claimed right now: its outcome then no longer matches
+# the row and is dropped, kernel.effects) cannot be sent without the phone: it fails, with why.
+_FAIL_UNSENT = """
+UPDATE sms_messages SET state = 'failed', failed_at = $2, last_error = $4, phone = NULL, recipient_erased_at = $2,
+    updated_at = now()
+WHERE recipient_id = $1 AND state = ANY($3::text[])
+"""
+_CLEAR_PHONES = """
+UPDATE sms_messages SET phone = NULL, recipient_erased_at = $2, updated_at = now() WHERE recipient_id = $1
+"""
+# The sink is the local "provider": its record of what it received stays, with the number masked
+# as everywhere else (contracts.events.base.mask_phone).
+_MASK_SINK = """
+UPDATE sms_sink SET phone = left(phone, length(phone) - 8) || '****' || right(phone, 4)
+WHERE out_id IN (SELECT sms_id::text FROM sms_messages WHERE recipient_id = $1) AND phone !~ '[*]'
+"""
+
+
+async def forget_recipient(conn: Connection, user_id: UUID, now: datetime) -> int:
+    """Erase the person's phone everywhere in notify; returns how many unsent messages failed."""
+    await conn.execute(
+        "INSERT INTO erased_recipients (user_id, erased_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        user_id,
+        now,
+    )
+    await conn.execute("DELETE FROM recipients WHERE user_id = $1", user_id)
+    await conn.execute(_MASK_SINK, user_id)
+    failed = await conn.execute(_FAIL_UNSENT, user_id, now, list(UNFINISHED), domain.ERASED_NOTE)
+    await conn.execute(_CLEAR_PHONES, user_id, now)
+    return int(failed.split()[-1])
 
 
 async def phone_of(conn: Executor, user_id: UUID) -> str | None:

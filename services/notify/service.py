@@ -28,8 +28,9 @@ log = get_logger(__name__)
 
 _INSERT = """
 INSERT INTO sms_messages (sms_id, cause_event_id, case_id, application_id, recipient_id, phone,
-                          template, params, text, correlation_id, state, decided_at, last_error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                          template, params, text, correlation_id, state, decided_at, last_error,
+                          recipient_erased_at, failed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT DO NOTHING
 """
 
@@ -79,11 +80,15 @@ class NotifyService(ServiceLayer):
         """One intent per cause and per case (unique keys); False if it was already recorded.
 
         A decision older than the limit at `now` (first sight: a replay of old topics) is recorded
-        as `skipped_stale` and never texted; its redelivery finds the row and changes nothing."""
+        as `skipped_stale` and never texted; its redelivery finds the row and changes nothing. A
+        decision about an erased person is recorded `failed` (`recipient_erased`): no phone to text."""
         now, max_age = self.clock(), self.max_decision_age
         phone = await projections.phone_of(conn, intent.recipient_id)
+        erased = await projections.erased_at(conn, intent.recipient_id)
         stale = domain.is_stale(intent.decided_at, now, max_age)
-        if stale:
+        if erased is not None:
+            state, note = "failed", domain.ERASED_NOTE
+        elif stale:
             state, note = "skipped_stale", domain.stale_note(max_age, "first_seen")
         else:
             state, note = ("pending" if phone else "awaiting_recipient"), None
@@ -102,9 +107,11 @@ class NotifyService(ServiceLayer):
             state,
             intent.decided_at,
             note,
+            erased,
+            now if erased is not None else None,
         )
         recorded = status.endswith(" 1")
-        if recorded and stale:
+        if recorded and erased is None and stale:
             SMS_SKIPPED.labels("stale_decision").inc()
             log.info(
                 "sms_skipped_stale",
@@ -120,6 +127,13 @@ class NotifyService(ServiceLayer):
     async def remember_recipient(self, conn: Connection, user_id: UUID, phone: str) -> None:
         """The recipient's phone, and the release of their waiting messages (replay guard applied)."""
         await projections.remember_recipient(conn, user_id, phone, self.clock(), self.max_decision_age)
+
+    async def forget_recipient(self, conn: Connection, user_id: UUID) -> int:
+        """`PersonErased`: the person's phone leaves notify (docs/personal-data.md); returns how
+        many messages not yet sent failed with `recipient_erased`."""
+        failed = await projections.forget_recipient(conn, user_id, utc_now())
+        log.info("recipient_erased", recipient_id=str(user_id), unsent_failed=failed)
+        return failed
 
     async def release_awaiting(self, conn: Executor) -> int:
         """The sender's sweep: waiting messages whose phone is known become sendable (or stale)."""

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from contracts.reference import load_districts
 from kernel.db import migrations_from
+from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
 from services.review.handlers import ReviewHandlers
 from services.review.metrics import queue_gauges_job
@@ -24,12 +25,22 @@ def load_rules(settings: ReviewSettings) -> ReviewRules:
     )
 
 
-def build(settings: ReviewSettings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(settings: ReviewSettings | None = None, keys: PersonKeys | None = None) -> tuple[FastAPI, ServiceRuntime]:
+    """`keys`: how sealed personal data is opened (default: identity at IDENTITY_URL with PERSONAL_DATA_TOKEN)."""
     settings = settings or ReviewSettings()
     rules = load_rules(settings)
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.review"))
     service = ReviewService(runtime, rules)
-    runtime.subscriptions = ReviewHandlers(service).subscriptions()
+    own_keys = keys is None  # a given client belongs to the caller
+    handlers = ReviewHandlers(service, keys or PersonKeys(settings))  # IDENTITY_URL, PERSONAL_DATA_TOKEN
+    runtime.subscriptions = handlers.subscriptions()
+    if own_keys:
+
+        @runtime.on_stopped
+        async def close_keys() -> None:
+            await handlers.keys.aclose()
+            handlers.keys = PersonKeys(settings)  # a runtime started again gets an open client
+
     runtime.background = [queue_gauges_job(service, settings.review_metrics_refresh_seconds)]
     app = runtime.create_app(
         "flexenroll review",

@@ -3,15 +3,15 @@
 A case is the review of one submission (application, attempt). It is opened once, decided once.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID, uuid5
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.events.base import Event, mask_phone
+from contracts.events.enrollment import EnrollmentSubmitted, SubmittedPersonal
 from contracts.events.review import ReviewCaseOpened, ReviewDecided, ReviewReason
 from contracts.reference import Agency
 from kernel import aggregate
@@ -75,6 +75,28 @@ def open_case(
         due_on=calendar.add_working_days(local_date(submitted.submitted_at), due_working_days),
         opened_at=now,
     )
+
+
+# What the reviewer is shown instead of the name of a person whose data was erased.
+ERASED_NAME = "（已删除）"
+
+
+@dataclass(frozen=True)
+class ApplicantData:
+    """The applicant's sealed facts of a submission, opened for the reviewer (docs/personal-data.md):
+    the phone only masked, as the case keeps it."""
+
+    name: str
+    birth_date: date
+    phone_masked: str
+
+
+def applicant_data(opened: Mapping[str, Any] | None) -> ApplicantData | None:
+    """From the opened `personal` of an EnrollmentSubmitted; None (its key erased) stays None."""
+    if opened is None:
+        return None
+    fields = SubmittedPersonal.model_validate(opened)
+    return ApplicantData(name=fields.name, birth_date=fields.birth_date, phone_masked=mask_phone(fields.phone))
 
 
 @dataclass(frozen=True)

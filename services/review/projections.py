@@ -2,19 +2,22 @@
 
 Idempotent: opening inserts at most one row per (application, attempt); a decision only moves
 a pending row, so replaying either event again changes nothing.
+
+The applicant's name, birth date and masked phone are kept for the reviewer until `PersonErased`
+blanks them in every case of that person (docs/personal-data.md); the case and its decision stay.
 """
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
-from contracts.events.base import mask_phone
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.db import Connection, Executor
+from services.review.domain import ApplicantData
 
 StatusFilter = Literal["pending", "decided", "all"]
 
@@ -35,8 +38,8 @@ _INSERT = """
 INSERT INTO cases (case_id, application_id, attempt, applicant_id, agency_code, due_on, opened_at,
                    submitted_at, applicant_name, id_number_masked, gender, birth_date, phone_masked,
                    household_kind, household_region_code, residence_district_code, pension_tier,
-                   medical_tier, documents)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                   medical_tier, documents, personal_data_erased_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 ON CONFLICT DO NOTHING
 RETURNING case_id
 """
@@ -52,9 +55,18 @@ _ORDER = {
 }
 
 
-async def open_case(conn: Connection, opened: ReviewCaseOpened, submitted: EnrollmentSubmitted) -> bool:
-    """Add the case to the queue; False when this submission already has its case."""
+async def open_case(
+    conn: Connection, opened: ReviewCaseOpened, submitted: EnrollmentSubmitted, applicant: ApplicantData | None
+) -> bool:
+    """Add the case to the queue; False when this submission already has its case.
+
+    `applicant` None: the sealed data has no key any more (the person was erased); an erased
+    person's data is not kept even when it could be read (a v1 submission, published in clear)."""
     documents = [{"kind": d.kind, "content_type": d.content_type, "sha256": d.sha256} for d in submitted.documents]
+    erased = await erased_at(conn, opened.applicant_id)
+    if erased is None and applicant is None:
+        erased = opened.opened_at
+    shown = applicant if erased is None else None
     inserted = await conn.fetchval(
         _INSERT,
         opened.case_id,
@@ -65,19 +77,39 @@ async def open_case(conn: Connection, opened: ReviewCaseOpened, submitted: Enrol
         opened.due_on,
         opened.opened_at,
         submitted.submitted_at,
-        submitted.applicant_name,
+        shown.name if shown else None,
         submitted.id_number_masked,
         submitted.gender,
-        submitted.birth_date,
-        mask_phone(submitted.phone),
+        shown.birth_date if shown else None,
+        shown.phone_masked if shown else None,
         submitted.household_kind,
         submitted.household_region_code,
         submitted.residence_district_code,
         submitted.pension_tier,
         submitted.medical_tier,
         documents,
+        erased,
     )
     return inserted is not None
+
+
+async def erased_at(conn: Executor, user_id: UUID) -> datetime | None:
+    found: datetime | None = await conn.fetchval("SELECT erased_at FROM erased_people WHERE user_id = $1", user_id)
+    return found
+
+
+async def erase_applicant(conn: Connection, user_id: UUID, now: datetime) -> int:
+    """Blank the person's name, birth date and phone in every case of theirs; returns how many."""
+    await conn.execute(
+        "INSERT INTO erased_people (user_id, erased_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING", user_id, now
+    )
+    status = await conn.execute(
+        "UPDATE cases SET applicant_name = NULL, birth_date = NULL, phone_masked = NULL, "
+        "personal_data_erased_at = coalesce(personal_data_erased_at, $2) WHERE applicant_id = $1",
+        user_id,
+        now,
+    )
+    return int(status.split()[-1])
 
 
 async def record_decision(conn: Connection, decided: ReviewDecided) -> None:

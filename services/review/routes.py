@@ -50,12 +50,17 @@ class ApplicantFacts(BaseModel):
     """The submission as the applicant declared it, to check against the documents."""
 
     applicant_id: UUID
-    name: str
+    name: str = Field(description=f"Legal name; “{domain.ERASED_NAME}” once the person's data was erased.")
+    personal_data_erased: bool = Field(
+        default=False, description="The person's data was erased: name, birth date and phone are gone."
+    )
     id_number_masked: str
     gender: str
-    birth_date: date
-    age_at_submission: int = Field(description="Full years (周岁) on the submission day, Asia/Shanghai.")
-    phone_masked: str
+    birth_date: date | None = Field(description="None once the person's data was erased.")
+    age_at_submission: int | None = Field(
+        description="Full years (周岁) on the submission day, Asia/Shanghai; None once the data was erased."
+    )
+    phone_masked: str | None = Field(description="None once the person's data was erased.")
     household_kind: str
     household_region_code: str
     residence_district_code: str
@@ -200,13 +205,16 @@ def case_view(row: asyncpg.Record, districts: DistrictDirectory, enrollment_url:
 
 
 def _applicant(row: asyncpg.Record) -> ApplicantFacts:
+    erased = row["personal_data_erased_at"] is not None
+    birth: date | None = row["birth_date"]
     return ApplicantFacts(
         applicant_id=row["applicant_id"],
-        name=row["applicant_name"],
+        name=domain.ERASED_NAME if erased or row["applicant_name"] is None else row["applicant_name"],
+        personal_data_erased=erased,
         id_number_masked=row["id_number_masked"],
         gender=row["gender"],
-        birth_date=row["birth_date"],
-        age_at_submission=domain.age_on(row["birth_date"], local_date(row["submitted_at"])),
+        birth_date=birth,
+        age_at_submission=domain.age_on(birth, local_date(row["submitted_at"])) if birth else None,
         phone_masked=row["phone_masked"],
         household_kind=row["household_kind"],
         household_region_code=row["household_region_code"],

@@ -50,12 +50,18 @@ class ReviewService(ServiceLayer):
         self.rules = rules
 
     async def open_case(
-        self, conn: Connection, submitted: EnrollmentSubmitted, cause: Envelope, now: datetime
+        self,
+        conn: Connection,
+        submitted: EnrollmentSubmitted,
+        applicant: domain.ApplicantData | None,
+        cause: Envelope,
+        now: datetime,
     ) -> ReviewCaseOpened | None:
-        """Open the submission's case, or nothing if it has one already (None)."""
+        """Open the submission's case, or nothing if it has one already (None). `applicant`: the
+        submission's sealed facts, opened; None when the person was erased (the case opens all the same)."""
         agency = self.rules.districts.agency_for(submitted.residence_district_code)
         opened = domain.open_case(submitted, agency, self.rules.calendar, self.rules.due_working_days, now)
-        if not await projections.open_case(conn, opened, submitted):
+        if not await projections.open_case(conn, opened, submitted, applicant):
             log.info("case_already_open", case_id=str(opened.case_id), application_id=str(opened.application_id))
             return None
         # The case keeps the application's correlation id, so one application's flow reads as one trace.
@@ -70,6 +76,13 @@ class ReviewService(ServiceLayer):
         )
         log.info("case_opened", case_id=str(opened.case_id), agency=agency.code, due_on=str(opened.due_on))
         return opened
+
+    async def erase_applicant(self, conn: Connection, user_id: UUID, now: datetime) -> int:
+        """`PersonErased`: the person's name, birth date and phone leave their cases; the cases,
+        their events and decisions stay (docs/personal-data.md)."""
+        blanked = await projections.erase_applicant(conn, user_id, now)
+        log.info("applicant_erased", applicant_id=str(user_id), cases=blanked)
+        return blanked
 
     async def case(self, case_id: UUID) -> domain.Case:
         case = domain.replay(await self.store.load(self.pool, domain.stream_id(case_id)))

@@ -19,6 +19,7 @@ from tests.support.applicant import (
     Person,
     decide,
     pending_case,
+    services,
     sms_for,
     staff,
     upload_changzhou_documents,
@@ -29,12 +30,12 @@ from tests.support.processes import ServiceProcess
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
     env = {**e2e_env, "CONSUMER_GROUP_PREFIX": f"e2e-{uuid4().hex[:8]}.", "BATCH_WAIT_MS": "10"}
-    services = {name: ServiceProcess(name, env, log_dir) for name in ("identity", "enrollment", "review", "notify")}
+    system = services(env, log_dir)
     started: list[ServiceProcess] = []
     try:
-        for service in services.values():
+        for service in system.values():
             started.append(service.start())
-        yield services
+        yield system
     finally:
         for service in started:
             service.stop()

@@ -34,6 +34,7 @@ from tests.support.applicant import (
     decide,
     eventually,
     pending_case,
+    services,
     sms_for,
     staff,
     upload_changzhou_documents,
@@ -74,13 +75,13 @@ def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, Service
         "BATCH_WAIT_MS": "10",
         **BRISK_NOTIFY,
     }
-    services = {name: ServiceProcess(name, env, log_dir) for name in SERVICES}
+    system = services(env, log_dir, SERVICES)
     try:
-        for service in services.values():
+        for service in system.values():
             service.start()
-        yield services
+        yield system
     finally:
-        for service in services.values():
+        for service in system.values():
             service.stop()
         asyncio.run(delete_topics(topics))
 

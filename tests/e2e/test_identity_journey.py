@@ -1,11 +1,13 @@
 """A new user, as the phone app does it: register, log in, verify; then a plain Kafka consumer
-reading identity.events from the beginning sees UserVerified with the full envelope."""
+reading identity.events from the beginning sees UserVerified with the full envelope, its
+personal fields sealed."""
 
 import asyncio
 import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,7 +44,7 @@ def test_register_login_verify_then_user_verified_is_on_the_topic(identity: Serv
     assert again.status_code == 409 and again.json()["code"] == "already_verified"
     assert again.headers["content-type"].startswith("application/problem+json")
 
-    async def find() -> dict[str, object]:
+    async def find() -> dict[str, Any]:
         for _ in range(50):
             records = await read_topic(
                 topic("identity.events"), expect=await topic_size(topic("identity.events")), timeout=10
@@ -61,7 +63,12 @@ def test_register_login_verify_then_user_verified_is_on_the_topic(identity: Serv
         "event_id", "event_type", "schema_version", "stream_id", "stream_version", "occurred_at",
         "producer", "correlation_id", "causation_id", "data",
     }  # fmt: skip
-    assert body["producer"] == "identity" and body["stream_version"] == 2 and body["schema_version"] == 1
-    assert number not in json.dumps(body)  # the full ID number never leaves identity
+    assert body["producer"] == "identity" and body["stream_version"] == 2 and body["schema_version"] == 2
+    # docs/personal-data.md: the name and birth date are sealed, the ID number masked, no region code
+    raw = json.dumps(body, ensure_ascii=False)
+    for clear in (number, number[:6], "李四", "1988-06-15", "19880615"):
+        assert clear not in raw, clear
+    assert body["data"]["personal"]["alg"] == "A256GCM" and body["data"]["personal"]["key_id"] == user_id
+    assert body["data"]["id_number_masked"] == number[:4] + "*" * 10 + number[-4:]
     log = (Path(identity.log_dir) / "identity.log").read_text()
     assert number not in log and phone not in log

@@ -18,17 +18,21 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from contracts.envelope import Envelope
+from contracts.events.base import mask_id_number
 from contracts.events.enrollment import EnrollmentSubmitted
-from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.identity import UserVerified
 from kernel.db import create_pool
+from kernel.personal import PersonKeys, new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import OpenStorage
+from kernel.settings import ServiceSettings
 from services.enrollment import projections as enrollment_projections
 from services.enrollment.app import build as build_enrollment
 from services.enrollment.rules import DOCUMENT_KINDS
@@ -38,6 +42,7 @@ from services.identity.settings import IdentitySettings
 from services.notify.app import build as build_notify
 from services.notify.settings import NotifySettings
 from services.review.app import build as build_review
+from services.review.domain import ApplicantData
 from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from tests.support.apps import isolated
@@ -49,13 +54,20 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
 BLOBS = Path(tempfile.gettempdir()) / unique_name("fuzz-blobs")  # made by the first upload
 
 identity = Target(*build_identity(IdentitySettings(**isolated("identity"))))  # type: ignore[arg-type]
+# enrollment seals a submission with the applicant's key: another identity, running while
+# enrollment's class runs, keeps the keys (docs/personal-data.md).
+key_custody = Target(*build_identity(IdentitySettings(**isolated("identity"))))  # type: ignore[arg-type]
 enrollment = Target(
     *build_enrollment(
         EnrollmentSettings(
             **isolated("enrollment"),  # type: ignore[arg-type]
             enrollment_blob_root=BLOBS,
             enrollment_document_max_bytes=64 * 1024,
-        )
+        ),
+        keys=PersonKeys(
+            ServiceSettings(service="enrollment", identity_url="http://identity.test"),
+            transport=httpx.ASGITransport(app=key_custody.app),
+        ),
     )
 )
 review = Target(*build_review(ReviewSettings(**isolated("review"))))  # type: ignore[arg-type]
@@ -68,26 +80,23 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def wrap(event: EnrollmentSubmitted | UserRegistered | UserVerified, stream_id: str, producer: str) -> Envelope:
+def wrap(event: EnrollmentSubmitted, stream_id: str, producer: str) -> Envelope:
     return Envelope.wrap(event, stream_id=stream_id, stream_version=1, producer=producer, correlation_id="fuzz")
 
 
 async def seed_person(schema: str, user_id: UUID) -> None:
-    """enrollment's view of a verified applicant, as identity's events would make it."""
+    """enrollment's view of a verified applicant, as its handlers write it from identity's events (opened)."""
     number = id_number(date(1990, 3, 7))
     verified = UserVerified(
-        user_id=user_id, name="赵六", id_number_masked=f"{number[:4]}{'*' * 10}{number[-4:]}",
-        birth_date=date(1990, 3, 7), gender="male", id_region_code=number[:6], provider="local",
+        user_id=user_id, id_number_masked=mask_id_number(number), gender="male", provider="local",
+        personal=seal(new_data_key(), user_id, {"name": "赵六", "birth_date": "1990-03-07"}),
         verified_at=datetime.now(UTC),
     )  # fmt: skip
-    registered = UserRegistered(
-        user_id=user_id, phone="+8613912345678", role="applicant", registered_at=verified.verified_at
-    )
     pool = await create_pool(DATABASE_URL, schema, 1, 1)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            await enrollment_projections.record_verified(conn, verified)
-            await enrollment_projections.record_registered(conn, registered)
+            await enrollment_projections.record_verified(conn, verified, "赵六", date(1990, 3, 7))
+            await enrollment_projections.record_registered(conn, user_id, "+8613912345678")
     finally:
         await pool.close()
 
@@ -103,7 +112,8 @@ async def seed_case(schema: str) -> UUID:
     try:
         async with pool.acquire() as conn, conn.transaction():
             envelope = wrap(submitted, f"application-{submitted.application_id}", "enrollment")
-            opened = await intake.open_case(conn, submitted, envelope, datetime.now(UTC))
+            applicant = ApplicantData(name="张三", birth_date=date(1990, 3, 7), phone_masked="+86138****8000")
+            opened = await intake.open_case(conn, submitted, applicant, envelope, datetime.now(UTC))
     finally:
         await pool.close()
     assert opened is not None
@@ -126,8 +136,8 @@ def identity_running() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="class")
 def enrollment_running() -> Iterator[requests.Session]:
-    with enrollment.running() as http:
-        applicant = uuid4()
+    with key_custody.running() as keys_http, enrollment.running() as http:
+        applicant = UUID(created(keys_http.post("/v1/users", json={"phone": "13900139000", "password": "s3cret-pass"})))
         asyncio.run(seed_person(enrollment.runtime.settings.db_schema, applicant))
         auth = enrollment.act_as("applicant", applicant)
         opened = http.post(

@@ -1,5 +1,6 @@
 """enrollment in-process over HTTP, on the real database and broker: the journey, refusals,
-rejection and resubmission, the registration form."""
+rejection and resubmission, the registration form; personal data sealed with the keys identity
+(its real code, in-process) holds, and erased with them."""
 
 import asyncio
 import io
@@ -18,23 +19,25 @@ from fastapi import FastAPI
 
 from contracts.envelope import Envelope
 from contracts.events import topic_of
-from contracts.events.base import Event
-from contracts.events.identity import UserRegistered, UserVerified
+from contracts.events.base import Event, Sealed, mask_id_number
+from contracts.events.identity import UserVerified
 from contracts.events.notify import SmsSent
 from contracts.events.payment import PaymentSettled
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.auth import Principal, Role, issue_token
 from kernel.clock import local_date
 from kernel.db import drop_schema
+from kernel.personal import PersonKeys, clear, seal
 from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
 from kernel.web import CORRELATION_HEADER
 from services.enrollment import projections
 from services.enrollment.ages import add_months
 from services.enrollment.app import build
+from services.enrollment.handlers import EnrollmentHandlers
 from services.enrollment.settings import EnrollmentSettings
+from tests.support.identity import RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
-from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -50,6 +53,8 @@ class Enrollment:
     runtime: ServiceRuntime
     settings: EnrollmentSettings
     producer: AIOKafkaProducer
+    identity: RunningIdentity
+    keys: PersonKeys
 
     def auth(self, user_id: UUID, role: Role = "applicant") -> dict[str, str]:
         token = issue_token(Principal(user_id, role), self.settings.jwt_secret.get_secret_value(), 600)
@@ -77,18 +82,20 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         enrollment_document_max_bytes=MAX_BYTES,
         batch_wait_ms=5,
     )
-    app, runtime = build(settings)
-    await runtime.start()
-    producer = new_producer(KAFKA_BOOTSTRAP, client_id="enrollment-test")
-    await producer.start()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
-    try:
-        yield Enrollment(app, http, runtime, settings, producer)
-    finally:
-        await http.aclose()
-        await producer.stop()
-        await runtime.stop()
-        await drop_schema(DATABASE_URL, settings.db_schema)
+    async with running_identity() as identity:
+        keys = identity.keys("enrollment")
+        app, runtime = build(settings, keys=keys)
+        await runtime.start()
+        producer = new_producer(KAFKA_BOOTSTRAP, client_id="enrollment-test")
+        await producer.start()
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
+        try:
+            yield Enrollment(app, http, runtime, settings, producer, identity, keys)
+        finally:
+            await http.aclose()
+            await producer.stop()
+            await runtime.stop()
+            await drop_schema(DATABASE_URL, settings.db_schema)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 40) -> None:
@@ -99,24 +106,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: f
     raise AssertionError(f"{what}: not within {seconds} s")
 
 
-def verified(user_id: UUID, birth: date = date(1990, 3, 7), male: bool = True, name: str = "赵六") -> UserVerified:
-    number = id_number(birth, male=male)
-    return UserVerified(
-        user_id=user_id, name=name, id_number_masked=f"{number[:4]}{'*' * 10}{number[-4:]}", birth_date=birth,
-        gender="male" if male else "female", id_region_code=number[:6], provider="local",
+async def seed_person(e: Enrollment, birth: date = date(1990, 3, 7), male: bool = True, name: str = "赵六") -> UUID:
+    """A person registered and verified at identity (their key is real); enrollment's view of them
+    written directly as its handlers would, rather than waited for on identity.events."""
+    person = await e.identity.person(name=name, birth=birth, male=male)
+    key = await e.keys.key_of(person.user_id)
+    assert key is not None and person.id_number is not None
+    verified = UserVerified(
+        user_id=person.user_id, id_number_masked=mask_id_number(person.id_number),
+        gender="male" if male else "female", provider="local",
+        personal=seal(key, person.user_id, {"name": name, "birth_date": birth.isoformat()}),
         verified_at=datetime.now(UTC),
     )  # fmt: skip
-
-
-async def seed_person(e: Enrollment, user_id: UUID, **kwargs: Any) -> None:
-    """enrollment's view of a person as identity's events make it, written directly (no broker)."""
-    registered = UserRegistered(
-        user_id=user_id, phone="+8613912345678", role="applicant", registered_at=datetime.now(UTC)
-    )
     async with e.runtime.pool.acquire() as conn:
         # verified first: a replay may deliver identity's events in either order
-        await projections.record_verified(conn, verified(user_id, **kwargs))
-        await projections.record_registered(conn, registered)
+        await projections.record_verified(conn, verified, name, birth)
+        await projections.record_registered(conn, person.user_id, person.phone)
+    return person.user_id
 
 
 APPLICATION = {
@@ -191,15 +197,15 @@ async def wait_status(e: Enrollment, user_id: UUID, app_id: str, status: str, at
 
 
 async def test_the_journey_from_verified_person_to_active_with_the_registration_form(enrollment: Enrollment) -> None:
-    e, user_id = enrollment, uuid4()
-    # the real path: identity's events arrive on identity.events
-    await e.publish(verified(user_id, name="钱七"), f"user-{user_id}")
-    phone = UserRegistered(user_id=user_id, phone="+8613912345678", role="applicant", registered_at=datetime.now(UTC))
-    await e.publish(phone, f"user-{user_id}")
+    e = enrollment
+    # the real path: identity registers and verifies, its sealed events arrive on identity.events
+    # and enrollment opens them with the person's key
+    person = await e.identity.person(name="钱七", phone="+8613912345678")
+    user_id = person.user_id
 
     async def known() -> bool:
-        row = await e.runtime.pool.fetchrow("SELECT name, phone FROM people WHERE user_id = $1", user_id)
-        return row is not None and row["name"] == "钱七" and row["phone"] is not None
+        row = await e.runtime.pool.fetchrow("SELECT name, phone, birth_date FROM people WHERE user_id = $1", user_id)
+        return row is not None and row["name"] == "钱七" and row["phone"] == person.phone
 
     await eventually(known, "person from identity.events")
 
@@ -266,8 +272,8 @@ async def test_the_journey_from_verified_person_to_active_with_the_registration_
 
 
 async def test_rejection_correction_and_resubmission_ignore_a_stale_decision(enrollment: Enrollment) -> None:
-    e, user_id = enrollment, uuid4()
-    await seed_person(e, user_id)
+    e = enrollment
+    user_id = await seed_person(e)
     app_id = await ready_application(e, user_id)
     assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
     await decide(e, user_id, app_id, 1, "rejected")
@@ -289,11 +295,11 @@ async def test_rejection_correction_and_resubmission_ignore_a_stale_decision(enr
 
 
 async def test_refusals_are_problem_details_with_stable_codes(enrollment: Enrollment) -> None:
-    e, user_id, stranger = enrollment, uuid4(), uuid4()
-    not_verified = await open_application(e, stranger)
+    e = enrollment
+    not_verified = await open_application(e, uuid4())
     assert (not_verified.status_code, not_verified.json()["code"]) == (422, "not_verified")
-    await seed_person(e, user_id)
-    await seed_person(e, stranger, birth=date(1960, 1, 1))
+    user_id = await seed_person(e)
+    stranger = await seed_person(e, birth=date(1960, 1, 1))
     # guide Q2 told at once: too old to apply, before uploading anything
     too_old = await open_application(e, stranger)
     assert (too_old.status_code, too_old.json()["code"]) == (422, "not_eligible_age"), too_old.text
@@ -358,8 +364,8 @@ async def test_refusals_are_problem_details_with_stable_codes(enrollment: Enroll
 
 
 async def test_a_submitted_application_is_not_submitted_twice(enrollment: Enrollment) -> None:
-    e, user_id = enrollment, uuid4()
-    await seed_person(e, user_id, birth=date(1985, 1, 1), male=False)
+    e = enrollment
+    user_id = await seed_person(e, birth=date(1985, 1, 1), male=False)
     app_id = await ready_application(e, user_id)
     first = await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))
     assert first.status_code == 200
@@ -370,8 +376,8 @@ async def test_a_submitted_application_is_not_submitted_twice(enrollment: Enroll
 
 
 async def test_the_agency_notice_is_accepted_after_approval_once_by_the_owner(enrollment: Enrollment) -> None:
-    e, user_id, stranger = enrollment, uuid4(), uuid4()
-    await seed_person(e, user_id)
+    e, stranger = enrollment, uuid4()
+    user_id = await seed_person(e)
     app_id = await ready_application(e, user_id)
     version = (await e.http.get("/v1/agency-notice")).json()["version"]
     url = f"/v1/applications/{app_id}"
@@ -409,9 +415,9 @@ async def test_the_agency_notice_is_accepted_after_approval_once_by_the_owner(en
 async def test_the_documents_depend_on_the_household_kind(enrollment: Enrollment) -> None:
     """Guide PART-6 and Q2: a Changzhou household shows the household register, a Jiangsu
     household from another city the residence permit; the other proof does not do."""
-    e, local, incomer = enrollment, uuid4(), uuid4()
-    await seed_person(e, local)
-    await seed_person(e, incomer, birth=date(1988, 6, 15), male=False)
+    e = enrollment
+    local = await seed_person(e)
+    incomer = await seed_person(e, birth=date(1988, 6, 15), male=False)
     local_app = (await open_application(e, local)).json()["application_id"]
     incomer_app = (await open_application(e, incomer, **nanjing())).json()["application_id"]
     for who, app_id, kinds in (
@@ -436,11 +442,11 @@ async def test_the_documents_depend_on_the_household_kind(enrollment: Enrollment
 
 async def test_age_is_checked_again_at_submission(enrollment: Enrollment) -> None:
     """Opened the day before his 60th birthday (guide Q2), submitted on it: refused then."""
-    e, user_id = enrollment, uuid4()
+    e = enrollment
     now = datetime.now(UTC)
     today = local_date(now)
     birth = add_months(today, -60 * 12) + timedelta(days=1)
-    await seed_person(e, user_id, birth=birth)
+    user_id = await seed_person(e, birth=birth)
     app_id = await ready_application(e, user_id)
     service = e.app.state.enrollment
     service.clock = lambda: now + timedelta(days=1)
@@ -453,8 +459,8 @@ async def test_age_is_checked_again_at_submission(enrollment: Enrollment) -> Non
 async def test_an_applications_events_share_the_correlation_id_of_its_first(enrollment: Enrollment) -> None:
     """Each request comes with its own correlation id; the application's events all carry the
     opening request's, review's outcome included (caused by review's events)."""
-    e, user_id = enrollment, uuid4()
-    await seed_person(e, user_id)
+    e = enrollment
+    user_id = await seed_person(e)
 
     def request(n: int) -> dict[str, str]:
         return {**e.auth(user_id), CORRELATION_HEADER: f"request-{n}"}
@@ -487,11 +493,84 @@ async def test_an_applications_events_share_the_correlation_id_of_its_first(enro
 
 
 async def test_the_status_view_names_the_review_case(enrollment: Enrollment) -> None:
-    e, user_id = enrollment, uuid4()
-    await seed_person(e, user_id)
+    e = enrollment
+    user_id = await seed_person(e)
     app_id = await ready_application(e, user_id)
     assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
     assert (await status_of(e, user_id, app_id))["case_id"] is None
     decided = await decide(e, user_id, app_id, 1, "rejected")
     view = await wait_status(e, user_id, app_id, "rejected", 1)
     assert view["case_id"] == str(decided.data["case_id"])
+
+
+async def approved_and_printable(e: Enrollment, user_id: UUID) -> str:
+    """An application submitted, approved and with the agency notice read: its form prints."""
+    app_id = await ready_application(e, user_id)
+    assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
+    await decide(e, user_id, app_id, 1, "approved")
+    await wait_status(e, user_id, app_id, "approved", 1)
+    version = (await e.http.get("/v1/agency-notice")).json()["version"]
+    assert (await accept_agency_notice(e, user_id, app_id, version)).status_code == 200
+    return app_id
+
+
+async def test_the_submission_seals_name_birth_date_and_phone_with_the_applicants_key(enrollment: Enrollment) -> None:
+    """docs/personal-data.md: EnrollmentSubmitted v2 carries them only sealed, under the key identity holds."""
+    e = enrollment
+    user_id = await seed_person(e, name="孙八", birth=date(1992, 8, 17))
+    app_id = await ready_application(e, user_id)
+    assert (await e.http.post(f"/v1/applications/{app_id}/submit", headers=e.auth(user_id))).status_code == 200
+    [stored] = [h for h in await e.runtime.store.load(e.runtime.pool, f"application-{app_id}")
+                if h.event_type == "EnrollmentSubmitted"]  # fmt: skip
+    assert stored.schema_version == 2
+    text = stored.to_json().decode()
+    phone = await e.runtime.pool.fetchval("SELECT phone FROM people WHERE user_id = $1", user_id)
+    assert "孙八" not in text and "1992-08-17" not in text and phone[3:] not in text
+    sealed = Sealed.model_validate(stored.data["personal"])
+    assert sealed.key_id == user_id and sealed.alg == "A256GCM"
+    reviewer_keys = e.identity.keys("review")  # another reader, with identity's real key
+    assert await reviewer_keys.open(sealed, owner=user_id) == {
+        "name": "孙八",
+        "birth_date": "1992-08-17",
+        "phone": phone,
+    }
+
+
+async def test_an_erased_person_leaves_enrollment_and_the_history_stays(enrollment: Enrollment) -> None:
+    """PersonErased: the people row goes, the cached key is forgotten, the form can no longer be
+    printed (410), the status stays approved, and a late event in clear brings nothing back."""
+    e = enrollment
+    user_id = await seed_person(e, name="周九")
+    app_id = await approved_and_printable(e, user_id)
+    form_url = f"/v1/applications/{app_id}/registration-form.pdf"
+    printed = await e.http.get(form_url, headers=e.auth(user_id))
+    assert printed.status_code == 200  # the key is cached now: only `forget` makes it go at once
+
+    await e.identity.erase(user_id)  # PersonErased reaches enrollment on identity.events
+
+    async def forgotten() -> bool:
+        return bool(await e.runtime.pool.fetchval("SELECT count(*) FROM people WHERE user_id = $1", user_id) == 0)
+
+    await eventually(forgotten, "the people row deleted on PersonErased")
+    assert await e.runtime.pool.fetchval("SELECT count(*) FROM erased_people WHERE user_id = $1", user_id) == 1
+    refused = await e.http.get(form_url, headers=e.auth(uuid4(), "operator"))
+    assert refused.status_code == 410, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "personal_data_erased" and "删除" in refused.json()["detail"]
+    view = await status_of(e, user_id, app_id)
+    assert view["status"] == "approved" and view["attempt"] == 1
+    history = [h.event_type for h in await e.runtime.store.load(e.runtime.pool, f"application-{app_id}")]
+    assert history.count("EnrollmentSubmitted") == 1 and history.count("ApplicationApproved") == 1
+
+    # a UserVerified published in clear before sealing existed (v2 upcast with alg none), replayed
+    # late; handed to the handler directly, so that no clear personal data goes on a session topic
+    late = UserVerified(
+        user_id=user_id, id_number_masked="3204**********1235", gender="male", provider="local",
+        personal=clear(user_id, {"name": "周九", "birth_date": "1990-03-07"}), verified_at=datetime.now(UTC),
+    )  # fmt: skip
+    envelope = Envelope.wrap(
+        late, stream_id=f"user-{user_id}", stream_version=9, producer="identity", correlation_id="c"
+    )
+    async with e.runtime.pool.acquire() as conn, conn.transaction():
+        await EnrollmentHandlers(e.app.state.enrollment).on_user_verified(conn, envelope)
+    assert await e.runtime.pool.fetchval("SELECT count(*) FROM people WHERE user_id = $1", user_id) == 0

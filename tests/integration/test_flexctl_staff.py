@@ -8,13 +8,12 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from contracts.reference import load_districts
 from kernel.db import create_pool, drop_schema
 from kernel.eventstore import EventStore
 from kernel.runtime import OpenStorage
 from ops import flexctl
 from services.identity.service import IdentityService
-from services.identity.verification import load_provider
+from services.identity.settings import IdentitySettings
 from tests.support.infra import DATABASE_URL, unique_name
 
 PASSWORD = "s3cret-pass"
@@ -41,8 +40,7 @@ async def agency_and_login(schema: str, phone: str) -> tuple[str | None, str | N
     pool = await create_pool(DATABASE_URL, schema, 1, 1)
     try:
         stored = await pool.fetchval("SELECT agency_code FROM credentials WHERE phone = $1", f"+86{phone}")
-        provider = load_provider("local", None)
-        service = IdentityService(OpenStorage(pool, EventStore("identity", schema)), provider, load_districts())
+        service = IdentityService.from_settings(OpenStorage(pool, EventStore("identity", schema)), IdentitySettings())
         principal = await service.login(phone, PASSWORD)
         return stored, principal.scope
     finally:

@@ -1,6 +1,8 @@
 """notify in-process over the real broker and database: decisions from review.events and phones
 from identity.events become exactly one SMS each (local sink) and one SmsSent on notify.events,
-through redelivery, re-publication, out-of-order arrival and a sender that died mid-send."""
+through redelivery, re-publication, out-of-order arrival and a sender that died mid-send. Phones
+arrive sealed under the keys identity (its real code, in-process) holds; the tests publish
+identity's events themselves (identity's relay is off), so that they choose when each arrives."""
 
 import asyncio
 import json
@@ -17,12 +19,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
 from contracts.envelope import Envelope
-from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.auth import Principal, issue_token
 from kernel.clock import utc_now
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore
+from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime, StoreOnly
 from ops.kafka_ops import partitions_of
 from services.notify.app import build
@@ -32,6 +34,7 @@ from services.notify.handlers import NotifyHandlers
 from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
+from tests.support.identity import RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 
 REASON = "身份证反面照片模糊，请重新上传。"
@@ -42,6 +45,8 @@ class Notify:
     settings: NotifySettings
     runtime: ServiceRuntime
     http: httpx.AsyncClient
+    identity: RunningIdentity
+    keys: PersonKeys
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -118,8 +123,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
 
 
 @pytest.fixture
-async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Notify]]]:
+async def identity() -> AsyncIterator[RunningIdentity]:
+    """identity's real key custody; its own events are published by the tests (see above)."""
+    async with running_identity(relay_enabled=False) as running:
+        yield running
+
+
+@pytest.fixture
+async def start_notify(schema: str, identity: RunningIdentity) -> AsyncIterator[Callable[..., Awaitable[Notify]]]:
     started: list[Notify] = []
+    keys = identity.keys("notify")
 
     async def start(clock: Callable[[], datetime] = utc_now) -> Notify:
         settings = NotifySettings(
@@ -128,10 +141,10 @@ async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Not
         await end_offsets(
             [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
         )
-        app, runtime = build(settings, clock)
+        app, runtime = build(settings, clock, keys=keys)
         await runtime.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
-        started.append(Notify(settings, runtime, http))
+        started.append(Notify(settings, runtime, http, identity, keys))
         return started[-1]
 
     yield start
@@ -148,13 +161,20 @@ async def notify(start_notify: Callable[..., Awaitable[Notify]]) -> Notify:
 # --- events ---------------------------------------------------------------------------------
 
 
-def phone() -> str:
-    return f"+86139{uuid4().int % 10**8:08d}"
+async def person(identity: RunningIdentity) -> tuple[UUID, str]:
+    """Someone registered at identity (their key is real): user_id and phone."""
+    registered_person = await identity.register()
+    return registered_person.user_id, registered_person.phone
 
 
-def registered(user_id: UUID, number: str) -> Envelope:
-    event = UserRegistered(user_id=user_id, phone=number, role="applicant", registered_at=datetime.now(UTC))
-    return Envelope.wrap(event, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c")
+async def registered(identity: RunningIdentity, user_id: UUID) -> Envelope:
+    """The UserRegistered identity stored for the person (phone sealed under their key), as published."""
+    [envelope] = [e for e in await stream_of(identity, user_id) if e.event_type == "UserRegistered"]
+    return envelope
+
+
+async def stream_of(identity: RunningIdentity, user_id: UUID) -> list[Envelope]:
+    return list(await identity.runtime.store.load(identity.runtime.pool, f"user-{user_id}"))
 
 
 def decided(
@@ -191,10 +211,10 @@ async def test_one_sms_per_decision_through_redelivery_and_republication(
     notify: Notify, producer: AIOKafkaProducer
 ) -> None:
     since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
-    user_id, number = uuid4(), phone()
+    user_id, number = await person(notify.identity)
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, user_id))
     await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def sent() -> bool:
@@ -232,7 +252,7 @@ async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
     notify: Notify, producer: AIOKafkaProducer
 ) -> None:
     since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
-    user_id, number = uuid4(), phone()
+    user_id, _ = await person(notify.identity)
     decision = decided(user_id, "rejected")
     sms_id = sms_id_for(decision.event_id)
     await publish(producer, topic(topics.REVIEW_EVENTS), decision)
@@ -244,7 +264,7 @@ async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
     await asyncio.sleep(0.3)
     assert await sink(notify.pool, sms_id) == []
 
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, user_id))
 
     async def sent() -> bool:
         return await state(notify.pool, sms_id) == "sent"
@@ -257,10 +277,10 @@ async def test_a_decision_before_the_phone_waits_then_texts_the_reasons(
 
 
 async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, producer: AIOKafkaProducer) -> None:
-    user_id, number = uuid4(), phone()
+    user_id, number = await person(notify.identity)
     decision = decided(user_id, "rejected")
     sms_id = sms_id_for(decision.event_id)
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, user_id))
     await publish(producer, topic(topics.REVIEW_EVENTS), decision)
 
     async def sent() -> bool:
@@ -294,21 +314,22 @@ async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, p
 
 @pytest.mark.parametrize("provider_got_it", [True, False], ids=["sent-before-crash", "not-sent-before-crash"])
 async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
-    schema: str, start_notify: Callable[..., Awaitable[Notify]], provider_got_it: bool
+    schema: str, identity: RunningIdentity, start_notify: Callable[..., Awaitable[Notify]], provider_got_it: bool
 ) -> None:
     """The intent is left in `sending` as if the process died right after (or right before) the
     provider call; the restarted service asks the provider before it sends anything."""
     since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     templates = load_templates(None, "常州人社")
-    user_id, number = uuid4(), phone()
+    user_id, number = await person(identity)
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
     pool = await create_pool(DATABASE_URL, schema, 1, 2)
     try:
         await migrate(pool, schema, migrations_from("services.notify"))
-        handlers = NotifyHandlers(NotifyService(StoreOnly(EventStore("notify", schema)), templates))
+        service = NotifyService(StoreOnly(EventStore("notify", schema)), templates)
+        handlers = NotifyHandlers(service, identity.keys("notify"))
         async with pool.acquire() as conn, conn.transaction():
-            await handlers.on_user_registered(conn, registered(user_id, number))
+            await handlers.on_user_registered(conn, await registered(identity, user_id))
             await handlers.on_review_decided(conn, decision)
         await pool.execute(
             "UPDATE sms_messages SET state = 'sending', attempts = 1, sending_since = now() - interval '10 minutes', "
@@ -356,16 +377,16 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
     even after redelivery or when the phone arrives; a fresh decision still is, once."""
     since = await end_offsets([topic(topics.NOTIFY_EVENTS)])
     ten_days_ago = datetime.now(UTC) - timedelta(days=10)
-    old_user, old_number = uuid4(), phone()
+    old_user, old_number = await person(notify.identity)
     old = decided(old_user, "rejected", decided_at=ten_days_ago)
-    unknown_user = uuid4()
+    unknown_user, _ = await person(notify.identity)
     old_unknown = decided(unknown_user, decided_at=ten_days_ago)
-    fresh_user, fresh_number = uuid4(), phone()
+    fresh_user, _ = await person(notify.identity)
     fresh = decided(fresh_user)
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(old_user, old_number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, old_user))
     await publish(producer, topic(topics.REVIEW_EVENTS), old)
     await publish(producer, topic(topics.REVIEW_EVENTS), old_unknown)
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(fresh_user, fresh_number))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, fresh_user))
     await publish(producer, topic(topics.REVIEW_EVENTS), fresh)
     old_id, unknown_id, fresh_id = (sms_id_for(e.event_id) for e in (old, old_unknown, fresh))
 
@@ -375,7 +396,7 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
 
     await eventually(settled)
     # redelivery of the old decision, and the missing phone arriving late, change nothing
-    late_phone = registered(unknown_user, phone())
+    late_phone = await registered(notify.identity, unknown_user)
     await publish(producer, topic(topics.REVIEW_EVENTS), old)
     await publish(producer, topic(topics.REVIEW_EVENTS), old.model_copy(update={"event_id": uuid4()}))
     await publish(producer, topic(topics.IDENTITY_EVENTS), late_phone)
@@ -419,7 +440,7 @@ async def test_a_message_that_waited_for_the_phone_past_the_limit_is_not_texted_
         return datetime.now(UTC) + offset
 
     notify = await start_notify(clock)
-    user_id = uuid4()
+    user_id, _ = await person(notify.identity)
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
     await publish(producer, topic(topics.REVIEW_EVENTS), decision)
@@ -429,7 +450,7 @@ async def test_a_message_that_waited_for_the_phone_past_the_limit_is_not_texted_
 
     await eventually(waiting)
     offset = timedelta(hours=73)
-    await publish(producer, topic(topics.IDENTITY_EVENTS), registered(user_id, phone()))
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, user_id))
 
     async def skipped() -> bool:
         return await state(notify.pool, sms_id) == "skipped_stale"
@@ -439,3 +460,78 @@ async def test_a_message_that_waited_for_the_phone_past_the_limit_is_not_texted_
     assert await sink(notify.pool, sms_id) == [] and await own_events(notify.pool, sms_id) == 0
     note = await notify.pool.fetchval("SELECT last_error FROM sms_messages WHERE sms_id = $1", sms_id)
     assert note.startswith("stale_decision:") and "phone became known" in note
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+
+async def erased(identity: RunningIdentity, user_id: UUID) -> Envelope:
+    """`flexctl person erase`'s work at identity; returns the PersonErased it appended (to publish)."""
+    await identity.erase(user_id)
+    [envelope] = [e for e in await stream_of(identity, user_id) if e.event_type == "PersonErased"]
+    return envelope
+
+
+async def test_an_erased_recipient_leaves_notify_and_an_unsent_message_fails(
+    notify: Notify, producer: AIOKafkaProducer
+) -> None:
+    """docs/personal-data.md, "Erasure": the recipient goes, their messages keep no phone (a sent
+    one stays sent; one not yet sent fails with `recipient_erased`), the sink keeps the number only
+    masked, and neither a late registration nor a new decision brings it back."""
+    texted, number = await person(notify.identity)
+    waiting, _ = await person(notify.identity)
+    sent_decision, waiting_decision = decided(texted), decided(waiting, "rejected")
+    sent_id, waiting_id = sms_id_for(sent_decision.event_id), sms_id_for(waiting_decision.event_id)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), await registered(notify.identity, texted))
+    await publish(producer, topic(topics.REVIEW_EVENTS), sent_decision)
+    await publish(producer, topic(topics.REVIEW_EVENTS), waiting_decision)  # its phone never comes
+
+    async def settled() -> bool:
+        return [await state(notify.pool, sent_id), await state(notify.pool, waiting_id)] == [
+            "sent",
+            "awaiting_recipient",
+        ]
+
+    await eventually(settled)
+    assert [r["phone"] for r in await sink(notify.pool, sent_id)] == [number]
+
+    erasures = [await erased(notify.identity, texted), await erased(notify.identity, waiting)]
+    for envelope in erasures:
+        await publish(producer, topic(topics.IDENTITY_EVENTS), envelope)
+    await eventually(lambda: handled(notify.pool, *erasures))
+
+    assert await notify.pool.fetchval("SELECT count(*) FROM recipients WHERE user_id = ANY($1::uuid[])",
+                                      [texted, waiting]) == 0  # fmt: skip
+    rows = {
+        r["sms_id"]: r
+        for r in await notify.pool.fetch(
+            "SELECT sms_id, state, phone, last_error, failed_at, recipient_erased_at FROM sms_messages "
+            "WHERE sms_id = ANY($1::uuid[])",
+            [sent_id, waiting_id],
+        )
+    }
+    assert rows[sent_id]["state"] == "sent" and rows[sent_id]["phone"] is None  # what happened stays
+    failed = rows[waiting_id]
+    assert failed["state"] == "failed" and failed["phone"] is None and failed["failed_at"] is not None
+    assert failed["last_error"].startswith("recipient_erased:")
+    assert all(r["recipient_erased_at"] is not None for r in rows.values())
+    [sunk] = await sink(notify.pool, sent_id)
+    assert sunk["phone"] == f"{number[:6]}****{number[-4:]}"
+    assert await notify.pool.fetchval("SELECT count(*) FROM sms_sink WHERE phone = $1", number) == 0
+    operator = notify.token("operator")
+    log = await notify.http.get("/v1/sms", params={"recipient_id": str(waiting)}, headers=operator)
+    [item] = log.json()["items"]
+    assert item["state"] == "failed" and item["phone_masked"] is None and item["last_error"].startswith("recipient_")
+
+    # late news: the registration again (its key is gone, and the person is remembered as erased),
+    # and a new decision about the erased person, which is not texted
+    again = (await registered(notify.identity, texted)).model_copy(update={"event_id": uuid4()})
+    late_decision = decided(texted)
+    await publish(producer, topic(topics.IDENTITY_EVENTS), again)
+    await publish(producer, topic(topics.REVIEW_EVENTS), late_decision)
+    await eventually(lambda: handled(notify.pool, again, late_decision))
+    await asyncio.sleep(0.3)  # a few sender rounds
+    assert await notify.pool.fetchval("SELECT count(*) FROM recipients WHERE user_id = $1", texted) == 0
+    late_id = sms_id_for(late_decision.event_id)
+    assert await state(notify.pool, late_id) == "failed" and await sink(notify.pool, late_id) == []
+    assert await own_events(notify.pool, late_id) == 0 and len(await sink(notify.pool, sent_id)) == 1

@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from contracts.envelope import Envelope
-from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.clock import utc_now
 from kernel.db import migrate, migrations_from
@@ -20,7 +19,6 @@ from kernel.eventstore import EventStore
 from kernel.runtime import StoreOnly
 from services.notify.domain import sms_id_for
 from services.notify.gateway import LocalSinkGateway
-from services.notify.handlers import NotifyHandlers
 from services.notify.projections import sms_one
 from services.notify.sender import Sender
 from services.notify.service import NotifyService
@@ -80,28 +78,22 @@ def notify_service(
 async def record_decision(
     pool: asyncpg.Pool, schema: str, templates: Templates = TEMPLATES, *, rejected: bool = False
 ) -> UUID:
-    """What the consumer does on UserRegistered and ReviewDecided; returns the sms_id."""
+    """What the consumer does on UserRegistered (its phone opened: that is test_notify_flow.py's
+    subject) and ReviewDecided; returns the sms_id."""
     user_id, case_id = uuid4(), uuid4()
     now = datetime.now(UTC)
-    registered = UserRegistered(user_id=user_id, phone=f"+86139{uuid4().int % 10**8:08d}", role="applicant",
-                                registered_at=now)  # fmt: skip
     decided = ReviewDecided(
         case_id=case_id, application_id=uuid4(), applicant_id=user_id, attempt=1,
         decision="rejected" if rejected else "approved",
         reasons=[ReviewReason(code="documents_unreadable", text="照片模糊")] if rejected else [],
         reviewer_id=uuid4(), decided_at=now,
     )  # fmt: skip
-    handlers = NotifyHandlers(notify_service(schema, templates))
-    envelopes = [
-        Envelope.wrap(
-            registered, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c"
-        ),
-        Envelope.wrap(decided, stream_id=str(case_id), stream_version=2, producer="review", correlation_id="c"),
-    ]
+    service = notify_service(schema, templates)
+    envelope = Envelope.wrap(decided, stream_id=str(case_id), stream_version=2, producer="review", correlation_id="c")
     async with pool.acquire() as conn, conn.transaction():
-        await handlers.on_user_registered(conn, envelopes[0])
-        await handlers.on_review_decided(conn, envelopes[1])
-    return sms_id_for(envelopes[1].event_id)
+        await service.remember_recipient(conn, user_id, f"+86139{uuid4().int % 10**8:08d}")
+        await service.text_decision(conn, envelope.event_id, decided, envelope.correlation_id)
+    return sms_id_for(envelope.event_id)
 
 
 async def state_of(pool: asyncpg.Pool, sms_id: UUID) -> asyncpg.Record:
@@ -218,7 +210,7 @@ async def test_the_sweep_skips_a_message_whose_decision_grew_stale_while_waiting
     """The sender's sweep releases waiting messages too (when the phone arrived in a transaction
     that did not see the message): stale at the sweep's `now` -> skipped_stale, never sent."""
     now = datetime.now(UTC)
-    handlers = NotifyHandlers(notify_service(schema, clock=lambda: now))
+    service = notify_service(schema, clock=lambda: now)
     waiting: dict[str, UUID] = {}
     for name, decided_at in (("late", now - timedelta(seconds=1)), ("in_time", now)):
         user_id, case_id = uuid4(), uuid4()
@@ -230,7 +222,7 @@ async def test_the_sweep_skips_a_message_whose_decision_grew_stale_while_waiting
             decided, stream_id=str(case_id), stream_version=2, producer="review", correlation_id="c"
         )
         async with notify_pool.acquire() as conn, conn.transaction():
-            await handlers.on_review_decided(conn, envelope)
+            await service.text_decision(conn, envelope.event_id, decided, envelope.correlation_id)
         await notify_pool.execute(
             "INSERT INTO recipients (user_id, phone) VALUES ($1, $2)", user_id, f"+86139{uuid4().int % 10**8:08d}"
         )
@@ -284,12 +276,9 @@ async def test_upgrade_from_001_keeps_rows_and_old_waiting_rows_age_from_created
         datetime.now(UTC) - timedelta(days=4),
     )
     assert await migrate(pool, schema, [first, second]) == [second.name]
-    phone = UserRegistered(user_id=user_id, phone="+8613900000001", role="applicant", registered_at=datetime.now(UTC))
-    envelope = Envelope.wrap(
-        phone, stream_id=f"user-{user_id}", stream_version=1, producer="identity", correlation_id="c"
-    )
+    await migrate(pool, schema, migrations_from("services.notify"))  # and the later ones, as a start does
     async with pool.acquire() as conn, conn.transaction():
-        await NotifyHandlers(notify_service(schema)).on_user_registered(conn, envelope)
+        await notify_service(schema).remember_recipient(conn, user_id, "+8613900000001")
     row = await state_of(pool, sms_id)
     assert row["state"] == "skipped_stale" and "phone became known" in row["last_error"]
 
@@ -307,7 +296,7 @@ async def test_upgrade_to_003_keeps_the_provider_id_under_the_standard_column(po
         "'review_approved', '{}', 't', 'c', 'sent', 'aliyun', 'biz-42')",
         sms_id,
     )
-    assert await migrate(pool, schema, migrations) == [migrations[2].name]
+    assert await migrate(pool, schema, migrations[:3]) == [migrations[2].name]
     assert await pool.fetchval("SELECT provider_ref FROM sms_messages WHERE sms_id = $1", sms_id) == "biz-42"
     shown = await sms_one(pool, sms_id)
     assert shown is not None and shown["provider_message_id"] == "biz-42" and shown["phone_masked"] == "+86139****0001"

@@ -1,11 +1,13 @@
 """review in-process over the real broker and database: a submission on enrollment.events opens
-exactly one case, reviewers work the queue, and ReviewDecided reaches review.events."""
+exactly one case, reviewers work the queue, and ReviewDecided reaches review.events. Submissions
+carry the applicant's name, birth date and phone sealed under the key identity (its real code,
+in-process) holds for them; review opens them, and blanks them when the person is erased."""
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,12 +19,16 @@ from prometheus_client import REGISTRY
 
 from contracts import topics
 from contracts.envelope import Envelope
+from contracts.events.base import Sealed, mask_phone
 from contracts.events.enrollment import EnrollmentSubmitted
 from kernel.auth import Principal, issue_token
+from kernel.personal import PersonKeys, clear, seal
 from kernel.runtime import ServiceRuntime
 from ops.kafka_ops import partitions_of
 from services.review.app import build
+from services.review.handlers import ReviewHandlers
 from services.review.settings import ReviewSettings
+from tests.support.identity import RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
 
 SECRET = ReviewSettings().jwt_secret.get_secret_value()
@@ -33,6 +39,9 @@ class Review:
     runtime: ServiceRuntime
     http: httpx.AsyncClient
     schema: str
+    identity: RunningIdentity
+    keys: PersonKeys
+    handlers: ReviewHandlers
 
     def auth(self, role: str, user_id: UUID | None = None, agency: str | None = None) -> dict[str, str]:
         token = issue_token(Principal(user_id or uuid4(), role, scope=agency), SECRET, 600)  # type: ignore[arg-type]
@@ -49,20 +58,33 @@ async def review(schema: str) -> AsyncIterator[Review]:
         review_metrics_refresh_seconds=0.2,
         review_enrollment_url="https://enrol.example",
     )
-    app, runtime = build(settings)
-    await runtime.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://review") as http:
-            yield Review(runtime, http, schema)
-    finally:
-        await runtime.stop()
+    async with running_identity() as identity:
+        keys = identity.keys("review")
+        app, runtime = build(settings, keys=keys)
+        await runtime.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://review") as http:
+                yield Review(runtime, http, schema, identity, keys, ReviewHandlers(app.state.review, keys))
+        finally:
+            await runtime.stop()
 
 
-def submission(**changes: Any) -> Envelope:
-    """EnrollmentSubmitted as enrollment publishes it (its schema example, with a fresh application)."""
-    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
-    data = {"application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat(), **changes}
-    event = EnrollmentSubmitted.model_validate({**example, **data})
+async def submission(review: Review, **changes: Any) -> Envelope:
+    """EnrollmentSubmitted as enrollment publishes it (its schema example, with a fresh application)
+    of a new applicant verified at identity (张三, born 1990-03-07), sealed with their real key."""
+    person = await review.identity.person(name="张三", birth=date(1990, 3, 7))
+    key = await review.keys.key_of(person.user_id)
+    assert key is not None
+    fields = {"name": "张三", "birth_date": "1990-03-07", "phone": person.phone}
+    personal = seal(key, person.user_id, fields).model_dump(mode="json")
+    fresh = {"application_id": str(uuid4()), "applicant_id": str(person.user_id), "personal": personal,
+             "submitted_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return resubmission(EnrollmentSubmitted.model_json_schema()["examples"][0], **{**fresh, **changes})
+
+
+def resubmission(data: dict[str, Any], **changes: Any) -> Envelope:
+    """A submission with `data` changed (e.g. the next attempt of the same applicant), as published."""
+    event = EnrollmentSubmitted.model_validate({**data, **changes})
     return Envelope.wrap(
         event,
         stream_id=f"application-{event.application_id}",
@@ -135,7 +157,7 @@ async def find_published(start: dict[TopicPartition, int], matches: Callable[[An
 
 async def test_one_case_per_submission_then_a_decision_is_published(review: Review, producer: AIOKafkaProducer) -> None:
     review_topic_start = await end_offsets(topic(topics.REVIEW_EVENTS))
-    first = submission(residence_district_code="320412")
+    first = await submission(review, residence_district_code="320412")
     application_id = str(first.data["application_id"])
     await send(producer, first)
     await eventually(lambda: cases_of(review, application_id), "the case appears in the queue")
@@ -161,7 +183,11 @@ async def test_one_case_per_submission_then_a_decision_is_published(review: Revi
     assert case["agency"] == {"code": "320412", "name": "常州市武进区人力资源和社会保障局劳动就业管理中心"}
     applicant = case["applicant"]
     assert applicant["name"] == "张三" and applicant["id_number_masked"] == "3204**********1234"
-    assert applicant["phone_masked"] == "+86138****8000" and applicant["gender"] == "male"
+    sealed_fields = await review.keys.open(Sealed.model_validate(first.data["personal"]))
+    assert sealed_fields is not None
+    phone = sealed_fields["phone"]
+    assert applicant["phone_masked"] == mask_phone(phone) and applicant["gender"] == "male"
+    assert applicant["birth_date"] == "1990-03-07" and applicant["personal_data_erased"] is False
     assert applicant["pension_tier"] == 3 and applicant["medical_tier"] == 5
     assert {d["kind"] for d in case["documents"]} == {
         "id_card_front",
@@ -204,15 +230,15 @@ async def test_one_case_per_submission_then_a_decision_is_published(review: Revi
     assert body["data"]["decision"] == "approved" and body["data"]["reasons"] == []
     assert body["data"]["reviewer_id"] == str(reviewer_id) and body["data"]["attempt"] == 1
 
-    resubmitted = submission(application_id=application_id, attempt=2, residence_district_code="320412")
+    resubmitted = resubmission(first.data, attempt=2)
     await send(producer, resubmitted)
     await eventually(lambda: handled(review, resubmitted.event_id), "the second attempt is handled")
     assert sorted(c["attempt"] for c in await cases_of(review, application_id)) == [1, 2]
 
 
 async def test_the_queue_puts_overdue_cases_first_and_counts_them(review: Review, producer: AIOKafkaProducer) -> None:
-    late = submission(submitted_at="2025-09-30T02:00:00Z", residence_district_code="320481")
-    fresh = submission(residence_district_code="320405")  # no office of its own: the city's
+    late = await submission(review, submitted_at="2025-09-30T02:00:00Z", residence_district_code="320481")
+    fresh = await submission(review, residence_district_code="320405")  # no office of its own: the city's
     for envelope in (fresh, late):
         await send(producer, envelope)
         await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
@@ -254,7 +280,7 @@ async def test_the_queue_puts_overdue_cases_first_and_counts_them(review: Review
 
 
 async def test_refusals_are_problem_details(review: Review, producer: AIOKafkaProducer) -> None:
-    envelope = submission()
+    envelope = await submission(review)
     await send(producer, envelope)
     await eventually(lambda: handled(review, envelope.event_id), "the submission is handled")
     case_id = (await cases_of(review, str(envelope.data["application_id"])))[0]["case_id"]
@@ -313,7 +339,8 @@ async def test_a_reviewer_with_an_agency_sees_and_decides_only_its_cases(
     review: Review, producer: AIOKafkaProducer
 ) -> None:
     """Reviewer A at 新北区 (320411), reviewer B at 天宁区 (320402), a city-level reviewer (no agency)."""
-    in_a, in_b = submission(residence_district_code="320411"), submission(residence_district_code="320402")
+    in_a = await submission(review, residence_district_code="320411")
+    in_b = await submission(review, residence_district_code="320402")
     for envelope in (in_a, in_b):
         await send(producer, envelope)
         await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
@@ -385,10 +412,10 @@ async def test_a_reviewer_with_an_agency_sees_and_decides_only_its_cases(
 
 async def test_the_queue_filters_by_application(review: Review, producer: AIOKafkaProducer) -> None:
     """From an application to its cases: one per submission, within the reviewer's agency."""
-    first = submission(residence_district_code="320411")
+    first = await submission(review, residence_district_code="320411")
     application_id = str(first.data["application_id"])
-    second = submission(application_id=application_id, attempt=2, residence_district_code="320411")
-    elsewhere = submission(residence_district_code="320402")
+    second = resubmission(first.data, attempt=2)
+    elsewhere = await submission(review, residence_district_code="320402")
     for envelope in (first, second, elsewhere):
         await send(producer, envelope)
         await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
@@ -438,3 +465,55 @@ async def test_the_case_table_refuses_a_second_case_for_a_submission(review: Rev
                     case_id,
                     UUID(int=7),
                 )
+
+
+async def test_an_erased_applicant_is_blanked_in_every_case_and_the_decisions_stay(
+    review: Review, producer: AIOKafkaProducer
+) -> None:
+    """docs/personal-data.md, "Erasure": PersonErased blanks the name, birth date and phone in each
+    case of the person; a submission that arrives later (even one published in clear, as v1 was)
+    opens its case without them."""
+    first = await submission(review, residence_district_code="320411")
+    application_id, applicant_id = str(first.data["application_id"]), UUID(str(first.data["applicant_id"]))
+    second = resubmission(first.data, attempt=2)
+    for envelope in (first, second):
+        await send(producer, envelope)
+        await eventually(lambda e=envelope: handled(review, e.event_id), "the submission is handled")  # type: ignore[misc]
+    [one, two] = await cases_of(review, application_id)
+    assert one["applicant"]["name"] == two["applicant"]["name"] == "张三"
+    reviewer = review.auth("reviewer")
+    decided = await review.http.post(f"/v1/cases/{one['case_id']}/decision", json={"decision": "approved"},
+                                     headers=reviewer)  # fmt: skip
+    assert decided.status_code == 201, decided.text
+
+    await review.identity.erase(applicant_id)  # PersonErased reaches review on identity.events
+
+    async def blanked() -> bool:
+        return all(c["applicant"]["personal_data_erased"] for c in await cases_of(review, application_id))
+
+    await eventually(blanked, "both cases blanked")
+    for case in await cases_of(review, application_id):
+        applicant = case["applicant"]
+        assert applicant["name"] == "（已删除）" and applicant["birth_date"] is None
+        assert applicant["phone_masked"] is None and applicant["age_at_submission"] is None
+        assert applicant["id_number_masked"] == "3204**********1234" and applicant["gender"] == "male"
+    [decided_case, pending] = await cases_of(review, application_id)
+    assert (decided_case["status"], decided_case["decision"]) == ("decided", "approved")
+    assert pending["status"] == "pending"  # still to be decided: the application goes on
+    stored = await review.runtime.pool.fetch(
+        "SELECT applicant_name, birth_date, phone_masked FROM cases WHERE applicant_id = $1", applicant_id
+    )
+    assert [tuple(r) for r in stored] == [(None, None, None)] * 2
+    events = await review.runtime.pool.fetch(
+        "SELECT event_type FROM events WHERE data->>'application_id' = $1 ORDER BY position", application_id
+    )
+    assert sorted(r["event_type"] for r in events) == ["ReviewCaseOpened", "ReviewCaseOpened", "ReviewDecided"]
+
+    # a third attempt in clear (alg none: a v1 submission upcast), after the erasure; handed to the
+    # handler directly, so that no clear personal data goes on a topic of the session
+    fields = {"name": "张三", "birth_date": "1990-03-07", "phone": "+8613800138000"}
+    late = resubmission(first.data, attempt=3, personal=clear(applicant_id, fields).model_dump(mode="json"))
+    async with review.runtime.pool.acquire() as conn, conn.transaction():
+        await review.handlers.on_enrollment_submitted(conn, late)
+    third = next(c for c in await cases_of(review, application_id) if c["attempt"] == 3)
+    assert third["applicant"]["name"] == "（已删除）" and third["applicant"]["phone_masked"] is None

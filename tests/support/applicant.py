@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -31,16 +32,27 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 45.0) 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+PEOPLE: list["Person"] = []  # every test person of this session, in order of creation
+
+
 class Person:
-    """An applicant on a phone, talking to the public APIs only."""
+    """An applicant on a phone, talking to the public APIs only. Every one is remembered in
+    `PEOPLE`, so that a scan for personal data in clear knows what to look for."""
 
     def __init__(self, system: dict[str, ServiceProcess], name: str, birth: date, male: bool) -> None:
         self.system = system
         self.name = name
+        self.birth = birth
         self.phone = f"139{uuid4().int % 10**8:08d}"
         self.id_number = id_number(birth, male=male, seq=uuid4().int % 400)
         self.identity = httpx.Client(base_url=system["identity"].url, timeout=15)
         self.enrollment = httpx.Client(base_url=system["enrollment"].url, timeout=15)
+        PEOPLE.append(self)
+
+    @property
+    def personal_data(self) -> list[str]:
+        """What must never be seen in clear: phone, name, ID number, birth date."""
+        return [self.phone, self.name, self.id_number, self.birth.isoformat()]
 
     def register_and_verify(self) -> None:
         created = self.identity.post("/v1/users", json={"phone": self.phone, "password": PASSWORD})
@@ -109,6 +121,17 @@ class Person:
             return eventually(reached, f"status {status}")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last view: {last}") from None
+
+
+SERVICES = ("identity", "enrollment", "review", "notify")
+
+
+def services(env: dict[str, str], log_dir: Path, names: tuple[str, ...] = SERVICES) -> dict[str, ServiceProcess]:
+    """The services as processes (not started), each told where identity is: enrollment, review
+    and notify ask it for persons' keys (docs/personal-data.md) with their shipped tokens."""
+    identity = ServiceProcess("identity", env, log_dir)
+    with_identity = {**env, "IDENTITY_URL": identity.url}
+    return {name: identity if name == "identity" else ServiceProcess(name, with_identity, log_dir) for name in names}
 
 
 def login(identity: httpx.Client, phone: str) -> str:

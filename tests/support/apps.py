@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from kernel.eventstore import EventStore
+from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime, StoreOnly
 from services.enrollment.app import config_from
 from services.enrollment.blobs import LocalFolderBlobStore
@@ -38,11 +39,17 @@ async def running(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[httpx.
         await drop_schemas(runtime.settings.db_schema)
 
 
-def enrollment_handlers(schema: str, blob_root: Path) -> EnrollmentHandlers:
-    """enrollment's handlers on the consumer's connection only, with the shipped configuration."""
+def enrollment_handlers(schema: str, blob_root: Path, keys: PersonKeys | None = None) -> EnrollmentHandlers:
+    """enrollment's handlers on the consumer's connection only, with the shipped configuration.
+
+    `keys`: a `PersonKeys` bound to a real identity (tests/support/identity.py) when the handlers
+    must open sealed data; without it, a client that is never asked (the status facts keep
+    envelopes sealed as they are)."""
+    settings = EnrollmentSettings(schema_name=schema)
     service = EnrollmentService(
         StoreOnly(EventStore("enrollment", schema)),
         LocalFolderBlobStore(blob_root),
-        config_from(EnrollmentSettings(schema_name=schema)),
+        config_from(settings),
+        keys or PersonKeys(settings),
     )
     return EnrollmentHandlers(service)

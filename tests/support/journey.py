@@ -1,6 +1,8 @@
 """An application's journey as events, across the five services, for tests of whatever reads
 them (the status projection, its rebuild, `flexctl history`): each stream numbered as its producer
-would, one correlation id per application."""
+would, one correlation id per application. Personal fields are sealed (docs/personal-data.md)
+under the journey's `key`: a fresh one, or the key identity holds for the applicant when a test's
+services must open them."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -8,7 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
+from contracts.events.base import Event, mask_phone
 from contracts.events.enrollment import (
     AgencyNoticeAccepted,
     ApplicationApproved,
@@ -23,6 +25,7 @@ from contracts.events.identity import UserRegistered, UserVerified
 from contracts.events.notify import SmsSent
 from contracts.events.payment import ContributionAccountOpened, PaymentSettled
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
+from kernel.personal import new_data_key, seal
 
 START = datetime(2025, 3, 2, 1, 0, tzinfo=UTC)
 SHA = "b" * 64
@@ -35,6 +38,7 @@ class Journey:
 
     application_id: UUID = field(default_factory=uuid4)
     applicant_id: UUID = field(default_factory=uuid4)
+    key: bytes = field(default_factory=new_data_key, repr=False)  # the applicant's data key
     envelopes: list[Envelope] = field(default_factory=list)
     _clock: int = 0
     _versions: dict[str, int] = field(default_factory=dict)
@@ -64,6 +68,14 @@ class Journey:
     def ids(self) -> dict[str, Any]:
         return {"application_id": self.application_id, "applicant_id": self.applicant_id}
 
+    def sealed(self, **fields: Any) -> dict[str, Any]:
+        """`fields` sealed under the applicant's key, as the `personal` of an event."""
+        return seal(self.key, self.applicant_id, fields).model_dump(mode="json")
+
+
+NAME, BIRTH = "王五", date(1990, 1, 1)
+SUBMITTED_PHONE = "+8613800138000"
+
 
 def choices(pension: int) -> dict[str, Any]:
     return {
@@ -78,8 +90,8 @@ def choices(pension: int) -> dict[str, Any]:
 def submitted(j: Journey, attempt: int, pension: int) -> EnrollmentSubmitted:
     docs = [{"kind": k, "sha256": SHA, "blob_ref": f"sha256/{SHA}", "content_type": "image/png"} for k in DOCS]
     return EnrollmentSubmitted(
-        **j.ids, attempt=attempt, applicant_name="王五", id_number_masked="3204**********1234",
-        birth_date=date(1990, 1, 1), gender="male", phone="+8613800138000", **choices(pension),
+        **j.ids, attempt=attempt, id_number_masked="3204**********1234", gender="male",
+        personal=j.sealed(name=NAME, birth_date=BIRTH.isoformat(), phone=SUBMITTED_PHONE), **choices(pension),
         documents=docs, notice_version="2020-12", submitted_at=j.at(),
     )  # fmt: skip
 
@@ -135,8 +147,8 @@ def verified_and_submitted(j: Journey) -> None:
     """verify → accept the notice → draft (tier 3) → upload every document → submit (attempt 1)."""
     j.add(
         UserVerified(
-            user_id=j.applicant_id, name="王五", id_number_masked="3204**********1234", birth_date=date(1990, 1, 1),
-            gender="male", id_region_code="320402", provider="local", verified_at=j.at(),
+            user_id=j.applicant_id, id_number_masked="3204**********1234", gender="male", provider="local",
+            personal=j.sealed(name=NAME, birth_date=BIRTH.isoformat()), verified_at=j.at(),
         ),
         f"user-{j.applicant_id}",
         "identity",
@@ -184,14 +196,18 @@ def journey() -> Journey:
     return j
 
 
-PHONE = "+8613912345678"  # UserRegistered carries the full number; EnrollmentSubmitted another one
+PHONE = "+8613912345678"  # UserRegistered seals the full number; EnrollmentSubmitted another one
 
 
 def small_journey() -> Journey:
     """register → verify → notice → draft → upload → submit → case opened → approved → SMS."""
     j = Journey()
     user = f"user-{j.applicant_id}"
-    j.add(UserRegistered(user_id=j.applicant_id, phone=PHONE, role="applicant", registered_at=j.at()), user, "identity")
+    registered = UserRegistered(
+        user_id=j.applicant_id, role="applicant", phone_masked=mask_phone(PHONE), personal=j.sealed(phone=PHONE),
+        registered_at=j.at(),
+    )  # fmt: skip
+    j.add(registered, user, "identity")
     verified_and_submitted(j)
     reviewed(j, 1, "approved")
     return j

@@ -15,10 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contracts import topics
 from contracts.compat import breaking_changes
 from contracts.envelope import Envelope
-from contracts.events import ALL_EVENTS, EVENTS_BY_TOPIC, PUBLIC_EVENTS, Event, registered_events, topic_of
-from contracts.events.base import mask_id_number, mask_phone
-from contracts.events.enrollment import EnrollmentSubmitted
-from contracts.events.identity import UserVerified
+from contracts.events import (
+    ALL_EVENTS,
+    EVENTS_BY_TOPIC,
+    PUBLIC_EVENTS,
+    Event,
+    latest_version,
+    registered_events,
+    topic_of,
+)
+from contracts.events.base import Sealed, mask_id_number, mask_phone
+from contracts.events.enrollment import EnrollmentSubmitted, EnrollmentSubmittedV1
+from contracts.events.identity import PersonErased, UserRegistered, UserRegisteredV1, UserVerified, UserVerifiedV1
 from contracts.events.payment import BillIssued, PaymentSettled
 from contracts.events.review import ReviewDecided
 from contracts.generate import (
@@ -29,6 +37,7 @@ from contracts.generate import (
     event_schema,
     generate,
     main,
+    render,
     schema_path,
 )
 from contracts.upcasting import (
@@ -57,6 +66,13 @@ def envelope_for(event: Event, **overrides: Any) -> Envelope:
     return Envelope.wrap(event, **fields)
 
 
+SUPERSEDED: tuple[type[Event], ...] = (UserRegisteredV1, UserVerifiedV1, EnrollmentSubmittedV1)
+"""Older versions of public events, still registered so that stored history decodes."""
+
+_EXAMPLE_SEALED: dict[str, Any] = UserRegistered.model_json_schema()["examples"][0]["personal"]
+_SEALED_FOR_SOMEONE_ELSE = {**_EXAMPLE_SEALED, "key_id": "8c3e1f5a-0000-4000-8000-000000000001"}
+
+
 def committed(relative: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((CONTRACTS_DIR / relative).read_text(encoding="utf-8"))
     return loaded
@@ -76,7 +92,10 @@ def test_current_models_do_not_break_the_committed_schemas(cls: type[Event]) -> 
 
 def test_every_event_class_of_the_contracts_is_listed_with_its_topic() -> None:
     defined = {c for c in registered_events() if c.__module__.startswith("contracts.events.")}
-    assert defined == set(ALL_EVENTS)
+    assert defined == set(ALL_EVENTS) | set(SUPERSEDED)
+    for old in SUPERSEDED:  # an older version is listed nowhere, but decodes up to the current one
+        assert old not in ALL_EVENTS and latest_version(old.event_type) > old.schema_version
+        assert all(has_upcaster(old.event_type, v) for v in range(old.schema_version, latest_version(old.event_type)))
     assert set(EVENTS_BY_TOPIC) == set(topics.EVENT_TOPICS)
     for cls in ALL_EVENTS:
         service = cls.__module__.rsplit(".", 1)[1]
@@ -101,7 +120,7 @@ def test_asyncapi_document_has_one_channel_per_topic_and_every_ref_resolves() ->
         message = messages[f"{cls.event_type}.v{cls.schema_version}"]
         assert set(message["headers"]["required"]) == {"event_type", "correlation_id"}
         payload = message["payload"]
-        assert payload["properties"]["data"] == {"$ref": f"#/components/schemas/{cls.event_type}.v1"}
+        assert payload["properties"]["data"] == {"$ref": f"#/components/schemas/{cls.event_type}.v{cls.schema_version}"}
         assert payload["properties"]["event_type"]["const"] == cls.event_type
         assert message["bindings"]["kafka"]["key"]["type"] == "string"
         Envelope.model_validate(message["examples"][0]["payload"])
@@ -181,7 +200,7 @@ def test_envelope_json_is_utc_and_carries_headers_and_key() -> None:
     value = json.loads(envelope.to_json())
     assert value["occurred_at"] == "2025-03-02T01:20:00.123456Z"
     assert value["event_type"] == "UserVerified"
-    assert value["schema_version"] == 1
+    assert value["schema_version"] == 2
     assert value["data"]["verified_at"] == "2025-03-02T01:20:00Z"
     assert envelope.kafka_headers() == [("event_type", b"UserVerified"), ("correlation_id", b"corr-1")]
     assert envelope.kafka_key() == str(event.user_id).encode()
@@ -207,11 +226,21 @@ def test_masks_match_the_contract_formats() -> None:
     ("cls", "change"),
     [
         (UserVerified, {"gender": "female"}),  # 17th digit 3 is odd: male
-        (UserVerified, {"id_region_code": "320104"}),  # masked number starts 3204
+        (UserVerifiedV1, {"id_region_code": "320104"}),  # masked number starts 3204
         (UserVerified, {"id_number_masked": "320402199003071234"}),  # not masked
+        (UserVerified, {"id_number_masked": "32040**********234"}),  # five leading characters shown
+        (UserVerified, {"personal": _SEALED_FOR_SOMEONE_ELSE}),  # moved from another person
+        (UserRegistered, {"personal": _SEALED_FOR_SOMEONE_ELSE}),
+        (UserRegistered, {"phone_masked": "+8613800138000"}),  # not masked
+        (UserRegistered, {"personal": {**_EXAMPLE_SEALED, "nonce": None}}),  # A256GCM needs its nonce
+        (UserRegistered, {"personal": {**_EXAMPLE_SEALED, "nonce": "AQEB"}}),  # not 12 bytes
+        (UserRegistered, {"personal": {**_EXAMPLE_SEALED, "data": "not base64!"}}),
+        (UserRegistered, {"personal": {**_EXAMPLE_SEALED, "alg": "none"}}),  # none carries no nonce
+        (UserRegistered, {"personal": {**_EXAMPLE_SEALED, "alg": "A128CBC"}}),
         (EnrollmentSubmitted, {"pension_tier": 6}),
         (EnrollmentSubmitted, {"medical_tier": 3}),
-        (EnrollmentSubmitted, {"phone": "13800138000"}),  # not E.164
+        (EnrollmentSubmittedV1, {"phone": "13800138000"}),  # not E.164
+        (EnrollmentSubmitted, {"personal": _SEALED_FOR_SOMEONE_ELSE}),
         (EnrollmentSubmitted, {"residence_district_code": "32041"}),
         (EnrollmentSubmitted, {"gender": "female"}),  # the masked number's 17th digit is odd
         (EnrollmentSubmitted, {"household_kind": "shanghai"}),
@@ -237,6 +266,83 @@ def test_eligibility_is_enrollments_rule_not_the_contracts() -> None:
     documents = [{**example(EnrollmentSubmitted)["documents"][0], "kind": "residence_permit"}]
     changes = {"pension_tier": None, "medical_tier": None, "household_region_code": "320102", "documents": documents}
     EnrollmentSubmitted.model_validate({**example(EnrollmentSubmitted), **changes})
+
+
+# --- personal data (docs/personal-data.md) -----------------------------------------------------
+
+_CLEAR_PERSONAL_FIELDS = {"phone", "name", "applicant_name", "birth_date", "id_number", "id_region_code"}
+
+
+@pytest.mark.parametrize("cls", SUPERSEDED, ids=lambda c: f"{c.event_type}.v{c.schema_version}")
+def test_superseded_versions_keep_their_committed_schema_exactly(cls: type[Event]) -> None:
+    """Stored v1 events must still validate: the v1 classes are what was published, to the byte."""
+    assert render(event_schema(cls)) == (CONTRACTS_DIR / schema_path(cls)).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("cls", PUBLIC_EVENTS, ids=lambda c: c.event_type)
+def test_no_current_event_publishes_a_personal_field_in_clear(cls: type[Event]) -> None:
+    def names(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            own = set(node.get("properties", {}))
+            return own | {n for value in node.values() for n in names(value)}
+        if isinstance(node, list):
+            return {n for item in node for n in names(item)}
+        return set()
+
+    assert names(event_schema(cls)) & _CLEAR_PERSONAL_FIELDS == set()
+
+
+def test_upcasters_seal_v1_personal_fields_as_none_and_drop_the_region_code() -> None:
+    registered = UserRegisteredV1.model_validate(example(UserRegisteredV1))
+    verified = UserVerifiedV1.model_validate(example(UserVerifiedV1))
+    submitted = EnrollmentSubmittedV1.model_validate(example(EnrollmentSubmittedV1))
+
+    new_registered = decode(envelope_for(registered))
+    assert isinstance(new_registered, UserRegistered)
+    assert new_registered.phone_masked == "+86138****8000" and new_registered.role == "applicant"
+    assert new_registered.personal == Sealed(key_id=registered.user_id, alg="none", data='{"phone":"+8613800138000"}')
+
+    new_verified = decode(envelope_for(verified))
+    assert isinstance(new_verified, UserVerified)
+    assert "id_region_code" not in new_verified.payload()
+    assert new_verified.personal.alg == "none" and new_verified.personal.key_id == verified.user_id
+    assert json.loads(new_verified.personal.data) == {"name": "张三", "birth_date": "1990-03-07"}
+    assert (new_verified.id_number_masked, new_verified.gender) == (verified.id_number_masked, verified.gender)
+
+    new_submitted = decode(envelope_for(submitted))
+    assert isinstance(new_submitted, EnrollmentSubmitted)
+    assert new_submitted.personal.key_id == submitted.applicant_id
+    assert json.loads(new_submitted.personal.data) == {
+        "name": "张三",
+        "birth_date": "1990-03-07",
+        "phone": "+8613800138000",
+    }
+    kept = submitted.payload().keys() - {"applicant_name", "birth_date", "phone"}
+    assert {k: new_submitted.payload()[k] for k in kept} == {k: submitted.payload()[k] for k in kept}
+
+
+def test_person_erased_is_a_public_identity_event() -> None:
+    assert PersonErased in PUBLIC_EVENTS and topic_of(PersonErased) == topics.IDENTITY_EVENTS
+    assert set(PersonErased.model_fields) == {"user_id", "erased_at"}
+
+
+@settings(max_examples=200)
+@given(number=st.from_regex(r"[1-9]\d{16}[0-9X]|[1-9]\d{14}", fullmatch=True))
+def test_a_masked_id_number_shows_at_most_its_first_four_and_last_four(number: str) -> None:
+    masked = mask_id_number(number)
+    assert len(masked) == len(number)
+    assert masked[:4] == number[:4] and masked[-4:] == number[-4:]
+    assert set(masked[4:-4]) == {"*"}
+
+
+def test_what_identity_publishes_cannot_rebuild_an_id_number() -> None:
+    """v1 published the region code (6), the birth date (8) and the last four: all 18 characters.
+    v2 publishes, per person, only the masked number and the gender (which the 17th digit, in the
+    last four, already shows); the birth date is sealed."""
+    clear_fields = set(UserVerified.model_fields) - {"personal"}
+    assert clear_fields == {"user_id", "id_number_masked", "gender", "provider", "verified_at"}
+    submitted_clear = set(EnrollmentSubmitted.model_fields) - {"personal"}
+    assert {"birth_date", "applicant_name", "phone", "id_region_code"} & submitted_clear == set()
 
 
 # --- compatibility rules -----------------------------------------------------------------------
@@ -497,11 +603,11 @@ def test_check_reports_removed_events_and_missing_upcasters(tmp_path: Path) -> N
     generate(tmp_path)
     schemas = tmp_path / "schemas"
     (schemas / "GoneEvent.v1.json").write_text("{}\n", encoding="utf-8")
-    (schemas / "UserVerified.v2.json").write_text("{}\n", encoding="utf-8")
+    (schemas / "UserVerified.v3.json").write_text("{}\n", encoding="utf-8")
     problems = check(tmp_path)
     assert any(p.startswith("removed:") and "GoneEvent.v1.json" in p for p in problems)
-    assert any(p.startswith("removed:") and "UserVerified.v2.json" in p for p in problems)
-    (schemas / "UserVerified.v2.json").unlink()
+    assert any(p.startswith("removed:") and "UserVerified.v3.json" in p for p in problems)
+    (schemas / "UserVerified.v3.json").unlink()
     (schemas / "UserVerified.v0.json").write_text("{}\n", encoding="utf-8")
     assert "no upcaster: UserVerified v0 -> v1 (stored events of the old version could not be decoded)" in check(
         tmp_path

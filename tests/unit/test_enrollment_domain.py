@@ -1,16 +1,18 @@
 """The application aggregate: each refusal code, resubmission, and stale review facts."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
+from contracts.events.base import Event, Sealed
 from contracts.events.enrollment import ApplicationApproved, ApplicationRejected, ApplicationUnderReview
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from contracts.reference import load_districts
+from kernel.personal import new_data_key, open_sealed, seal
 from kernel.problems import Problem
 from services.enrollment import domain
 from services.enrollment.domain import Application, Person
@@ -23,6 +25,11 @@ TODAY = date(2025, 3, 2)
 POLICY = AgePolicy()
 SHA = "a" * 64
 ALL_DOCS = ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page")
+KEY = new_data_key()  # one test key for every applicant: these tests are about the domain, not keys
+
+
+def SEAL(key_id: UUID, fields: Mapping[str, Any]) -> Sealed:  # noqa: N802 (a constant of the tests)
+    return seal(KEY, key_id, fields)
 
 
 def person(**overrides: Any) -> Person:
@@ -153,14 +160,17 @@ def test_one_insurance_may_be_none(pension: int | None, medical: int | None) -> 
 def test_a_jiangsu_household_living_in_changzhou_is_eligible() -> None:
     stream, _, who = opened(household_kind="jiangsu_resident", household_region_code="320583")
     app = with_documents(stream, ("id_card_front", "id_card_back", "residence_permit"))
-    submitted = domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW)
+    submitted = domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert submitted.household_region_code == "320583" and submitted.attempt == 1
 
 
 def test_submission_carries_what_the_reviewer_needs() -> None:
     stream, _, who = opened()
-    event = domain.submit(with_documents(stream), who, POLICY, DISTRICTS, TODAY, NOW)
-    assert event.applicant_name == "张三" and event.phone == who.phone and event.birth_date == who.birth_date
+    event = domain.submit(with_documents(stream), who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
+    # the applicant's name, birth date and phone travel sealed under their own key, nothing in clear
+    assert event.personal.key_id == who.user_id and event.personal.alg == "A256GCM"
+    assert open_sealed(KEY, event.personal) == {"name": "张三", "birth_date": "1990-03-07", "phone": who.phone}
+    assert "张三" not in event.model_dump_json() and "13800138000" not in event.model_dump_json()
     assert [d.kind for d in event.documents] == sorted(ALL_DOCS)
     assert event.notice_version == "2020-12"
 
@@ -191,20 +201,20 @@ def test_documents_missing_names_what_the_household_kind_needs(
     app = with_documents(stream, present)
     assert app.choices is not None and missing_documents(app.choices.household_kind, present) == missing
     if missing:
-        problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW)
+        problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
         assert problem.code == "documents_missing" and problem.extensions["missing"] == missing
         assert problem.status == 422 and "请先上传" in problem.detail
     else:
-        assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW).attempt == 1
+        assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL).attempt == 1
 
 
 def test_documents_missing_says_in_chinese_what_is_missing() -> None:
     stream, _, who = opened(**NANJING)
-    problem = refusal(domain.submit, with_documents(stream), who, POLICY, DISTRICTS, TODAY, NOW)
+    problem = refusal(domain.submit, with_documents(stream), who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert "居住证" in problem.detail and "户口簿" not in problem.detail.split("请先上传")[1]
     stream, _, who = opened()
     app = with_documents(stream, RESIDENT_DOCS)
-    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW)
+    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert problem.detail.endswith("请先上传：户口簿首页、户口簿本人页。")
 
 
@@ -225,14 +235,14 @@ def test_age_is_checked_again_on_the_day_of_submission() -> None:
     stream.add(*domain.open_application(*args))
     app = with_documents(stream)
     tomorrow = TODAY + timedelta(days=1)
-    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, tomorrow, NOW)
+    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, tomorrow, NOW, SEAL)
     assert problem.code == "not_eligible_age" and problem.status == 422
-    assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW).attempt == 1
+    assert domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL).attempt == 1
 
 
 def test_a_person_whose_phone_has_not_arrived_yet_cannot_submit() -> None:
     stream, _, who = opened()
-    problem = refusal(domain.submit, with_documents(stream), person(phone=None), POLICY, DISTRICTS, TODAY, NOW)
+    problem = refusal(domain.submit, with_documents(stream), person(phone=None), POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert problem.code == "not_verified" and who.phone
 
 
@@ -266,14 +276,14 @@ def case(app: Application, attempt: int) -> ReviewCaseOpened:
 def submitted_stream() -> tuple[Stream, Person]:
     stream, _, who = opened()
     app = with_documents(stream)
-    stream.add(domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW))
+    stream.add(domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL))
     return stream, who
 
 
 def test_a_submitted_application_cannot_be_submitted_or_changed_again() -> None:
     stream, who = submitted_stream()
     app = stream.state
-    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW)
+    problem = refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert (problem.code, problem.status) == ("already_submitted", 409)
     assert refusal(domain.correct, app, choices(), DISTRICTS, NOW).code == "not_editable"
     assert refusal(domain.upload, app, "id_card_front", SHA, "image/png", 1, "r", NOW).code == "not_editable"
@@ -290,7 +300,7 @@ def test_review_facts_move_the_application_and_a_rejection_allows_a_second_attem
     app = stream.add(rejected)
     assert app.status == "rejected" and app.reasons[0].code == "document_unreadable"
     app = stream.add(domain.correct(app, choices(pension_tier=5), DISTRICTS, NOW))
-    second = domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW)
+    second = domain.submit(app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL)
     assert second.attempt == 2 and second.pension_tier == 5
     app = stream.add(second)
     # a stale decision about attempt 1 (e.g. a redelivery) does not flip attempt 2
@@ -301,7 +311,7 @@ def test_review_facts_move_the_application_and_a_rejection_allows_a_second_attem
     app = stream.add(approved)
     assert app.status == "approved" and app.approved_at is not None
     assert domain.on_decided(app, review(app, 2, "rejected")) is None  # decided once
-    assert refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW).code == "already_approved"
+    assert refusal(domain.submit, app, who, POLICY, DISTRICTS, TODAY, NOW, SEAL).code == "already_approved"
 
 
 def test_the_agency_named_by_review_is_kept_for_the_registration_form() -> None:
@@ -347,13 +357,13 @@ def test_the_registration_form_prints_province_city_and_district(household: dict
     app = stream.state
     assert app.choices is not None
     docs = REQUIRED_DOCUMENTS[app.choices.household_kind]
-    stream.add(domain.submit(with_documents(stream, docs), who, POLICY, DISTRICTS, TODAY, NOW))
+    stream.add(domain.submit(with_documents(stream, docs), who, POLICY, DISTRICTS, TODAY, NOW, SEAL))
     approved = domain.on_decided(stream.state, review(stream.state, 1, "approved"))
     assert approved is not None
     app = stream.add(approved)
     app = stream.add(*domain.accept_agency_notice(app, "2020-12", "2020-12", NOW))
     submitted, _, _ = domain.check_printable(app)
-    data = registration_data(app, submitted, DISTRICTS)
+    data = registration_data(app, submitted, open_sealed(KEY, submitted.personal), DISTRICTS)
     assert data.household_region == region
     assert data.residence_district == "常州市钟楼区"  # from the district reference
     assert data.agency == "常州市钟楼区人力资源和社会保障局劳动就业管理中心"  # review gave none: the residence's

@@ -1,6 +1,8 @@
 """identity's pure domain: phone numbers, resident ID numbers, verification rules."""
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -9,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.identity import UserVerified
+from contracts.events.base import Event, mask_id_number
+from contracts.events.identity import PersonErased, UserRegisteredV1, UserVerified, UserVerifiedV1
 from contracts.reference import load_districts
 from kernel.auth import Role
-from kernel.problems import Conflict, Refused
+from kernel.personal import new_data_key, open_sealed, seal
+from kernel.problems import Conflict, NotFound, Refused
 from services.identity import domain
 from services.identity.resident_id import InvalidIdNumber, parse_resident_id
 from tests.support.people import id_number
@@ -22,6 +25,7 @@ from tests.support.upcasting import next_version
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 26)
 DIRECTORY = load_districts()
+KEY = new_data_key()
 
 
 @pytest.mark.parametrize("raw", ["13800138000", "+86 138 0013 8000", "86-138-0013-8000", "138 0013 8000"])
@@ -76,25 +80,83 @@ def test_unsound_id_numbers_are_refused(raw: str) -> None:
         parse_resident_id(raw, TODAY)
 
 
-def test_verify_derives_the_facts_and_masks_the_number() -> None:
-    account = domain.Account(uuid4(), "+8613800138000", "applicant")
+def account_of(user_id: UUID | None = None) -> domain.Account:
+    return domain.Account(user_id or uuid4(), "applicant", "+86138****8000", version=1)
+
+
+def sealer(user_id: UUID) -> domain.Sealer:
+    return partial(seal, KEY, user_id)
+
+
+def test_register_seals_the_phone_and_publishes_it_masked() -> None:
+    user_id = uuid4()
+    event = domain.register(user_id, "+8613800138000", "applicant", NOW, sealer(user_id))
+    assert event.phone_masked == "+86138****8000" and event.personal.alg == "A256GCM"
+    assert "13800138000" not in event.model_dump_json()
+    assert open_sealed(KEY, event.personal, owner=user_id) == {"phone": "+8613800138000"}
+
+
+def test_verify_derives_the_facts_seals_name_and_birth_date_and_masks_the_number() -> None:
+    account = account_of()
     number = id_number(date(1990, 3, 7), male=False, region="320481")
-    event, resident = domain.verify(account, " 张三 ", number, "local", NOW, TODAY)
-    assert event.name == "张三" and event.gender == "female" and event.birth_date == date(1990, 3, 7)
-    assert event.id_number_masked == f"3204{'*' * 10}{number[-4:]}" and number not in event.model_dump_json()
+    event, resident, name = domain.verify(account, " 张三 ", number, "local", NOW, TODAY, sealer(account.user_id))
+    assert name == "张三" and event.gender == "female" and resident.birth_date == date(1990, 3, 7)
+    assert open_sealed(KEY, event.personal, owner=account.user_id) == {"name": "张三", "birth_date": "1990-03-07"}
+    assert event.id_number_masked == f"3204{'*' * 10}{number[-4:]}"
+    published = event.model_dump_json()
+    for clear in (number, "张三", "\\u5f20", "1990-03-07", "19900307", "320481"):
+        assert clear not in published, clear
     assert resident.number == number
 
 
-def test_verify_refuses_a_second_verification_and_bad_names() -> None:
-    account = domain.Account(uuid4(), "+8613800138000", "applicant")
-    event, _ = domain.verify(account, "艾力·买买提", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
-    verified = domain.Account(account.user_id, account.phone, account.role, event)
+def test_verify_refuses_a_second_verification_bad_names_and_an_erased_account() -> None:
+    account = account_of()
+    seal_it = sealer(account.user_id)
+    event, _, _ = domain.verify(account, "艾力·买买提", id_number(date(1990, 1, 1)), "local", NOW, TODAY, seal_it)
+    verified = replace(account, verified=event, version=2)
     with pytest.raises(Conflict) as conflict:
-        domain.verify(verified, "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+        domain.verify(verified, "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY, seal_it)
     assert conflict.value.code == "already_verified"
     with pytest.raises(Refused) as refused:
-        domain.verify(account, "Zhang San", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+        domain.verify(account, "Zhang San", id_number(date(1990, 1, 1)), "local", NOW, TODAY, seal_it)
     assert refused.value.code == "invalid_name"
+    with pytest.raises(NotFound) as gone:
+        domain.verify(replace(account, erased=True), "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY, seal_it)
+    assert gone.value.code == "user_not_found"
+
+
+def test_erasure_is_recorded_once_and_replays_as_erased() -> None:
+    user_id = uuid4()
+    registered = domain.register(user_id, "+8613800138000", "applicant", NOW, sealer(user_id))
+    account = domain.replay([_stored(registered, user_id, 1)])
+    assert account is not None and not account.erased and account.version == 1
+    erased = domain.erase(account, NOW)
+    assert erased == PersonErased(user_id=user_id, erased_at=NOW)
+    after = domain.replay([_stored(registered, user_id, 1), _stored(erased, user_id, 2)])
+    assert after is not None and after.erased and after.version == 2
+    assert domain.erase(after, NOW) is None  # erasing twice changes nothing
+
+
+def test_a_v1_history_replays_with_its_clear_fields_as_alg_none() -> None:
+    """Accounts registered and verified before sealing existed still load (stored v1 events)."""
+    user_id = uuid4()
+    number = id_number(date(1985, 5, 6), male=False)
+    registered = UserRegisteredV1(user_id=user_id, phone="+8613800138000", role="applicant", registered_at=NOW)
+    history = [
+        _stored(registered, user_id, 1),
+        _stored(
+            UserVerifiedV1(
+                user_id=user_id, name="李四", id_number_masked=mask_id_number(number), birth_date=date(1985, 5, 6),
+                gender="female", id_region_code=number[:6], provider="local", verified_at=NOW,
+            ),
+            user_id,
+            2,
+        ),
+    ]  # fmt: skip
+    account = domain.replay(history)
+    assert account is not None and account.phone_masked == "+86138****8000" and account.version == 2
+    assert account.verified is not None and account.verified.personal.alg == "none"
+    assert open_sealed(None, account.verified.personal, owner=user_id) == {"name": "李四", "birth_date": "1985-05-06"}
 
 
 @pytest.mark.parametrize(("role", "agency", "kept"), [("reviewer", None, None), ("reviewer", "320411", "320411"),
@@ -127,10 +189,10 @@ def test_replay_upcasts_stored_events() -> None:
     """An account written with UserVerified v1 is read as the newest version: replay goes through
     kernel.aggregate, never `model_validate` of the stored data (which would skip the upcaster)."""
     user_id = uuid4()
-    registered = domain.register(user_id, "+8613800138000", "applicant", NOW)
+    registered = domain.register(user_id, "+8613800138000", "applicant", NOW, sealer(user_id))
     account = domain.replay([_stored(registered, user_id, 1)])
     assert account is not None
-    verified, _ = domain.verify(account, "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY)
+    verified, _, _ = domain.verify(account, "张三", id_number(date(1990, 1, 1)), "local", NOW, TODAY, sealer(user_id))
     history = [_stored(registered, user_id, 1), _stored(verified, user_id, 2)]
 
     def renamed_provider(data: dict[str, Any]) -> dict[str, Any]:

@@ -178,3 +178,13 @@ def test_a_temporary_version_is_forgotten_afterwards() -> None:
         assert latest_version("ReviewDecided") == 2 and has_upcaster("ReviewDecided", 1)
     assert latest_version("ReviewDecided") == 1 and not has_upcaster("ReviewDecided", 1)
     assert event_class("ReviewDecided", 1) is ReviewDecided and newer is not ReviewDecided
+
+
+def test_the_applicants_opened_data_is_kept_with_the_phone_masked_and_an_erased_one_is_none() -> None:
+    """docs/personal-data.md: review keeps name and birth date, the phone only masked; data whose key
+    is gone (the person erased) opens to None and stays None."""
+    opened = {"name": "张三", "birth_date": "1990-03-07", "phone": "+8613800138000"}
+    assert domain.applicant_data(opened) == domain.ApplicantData("张三", date(1990, 3, 7), "+86138****8000")
+    assert domain.applicant_data(None) is None
+    with pytest.raises(ValueError):
+        domain.applicant_data({**opened, "phone": "12345"})  # not a mainland mobile: not what was sealed

@@ -1,5 +1,7 @@
 """Every secret has a production refusal: the shipped development secrets never run outside development."""
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -8,6 +10,7 @@ from services.identity.settings import IdentitySettings
 from services.notify.settings import NotifySettings
 
 REAL = {"db_password": "a-real-db-password", "kafka_password": "a-real-kafka-password", "jwt_secret": "a-real-jwt"}
+PRODUCTION: dict[str, Any] = {"environment": "production", **REAL}
 
 
 def test_development_runs_on_the_shipped_secrets_one_per_principal() -> None:
@@ -33,9 +36,13 @@ def test_production_refuses_a_shipped_secret(name: str) -> None:
 
 def test_a_service_s_own_secrets_are_refused_too() -> None:
     with pytest.raises(ValidationError, match="NOTIFY_ALIYUN_ACCESS_KEY_SECRET"):
-        NotifySettings(
-            environment="production",
-            notify_aliyun_access_key_secret=local_secret("aliyun", "notify"),
-            **REAL,  # type: ignore[arg-type]
-        )
-    assert IdentitySettings(environment="production", **REAL).environment == "production"  # type: ignore[arg-type]
+        NotifySettings(**{**PRODUCTION, "notify_aliyun_access_key_secret": local_secret("aliyun", "notify")})
+    identity: dict[str, Any] = {
+        **PRODUCTION,
+        "identity_id_number_hmac_key": "a-real-hmac-key",
+        "identity_key_readers": {"enrollment": "a-real-reader-token"},
+    }
+    assert IdentitySettings(**identity).environment == "production"
+    shipped_reader = {"enrollment": local_secret("personal-data", "enrollment")}
+    with pytest.raises(ValidationError, match="IDENTITY_KEY_READERS"):
+        IdentitySettings(**{**identity, "identity_key_readers": shipped_reader})
