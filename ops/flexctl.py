@@ -16,10 +16,12 @@ from contracts.topics import SERVICES, dlq_topic, events_topic
 from kernel.consumer import forget_dead_letters
 from kernel.db import create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
+from kernel.kafka import KafkaAccess, kafka_access
 from kernel.problems import Problem
 from kernel.relay import OutboxRelay, new_producer, requeue_all
 from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
+from ops.broker_access import OPERATOR
 from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
 from ops.rebuild import RebuildRefused, StatusRebuild
@@ -37,6 +39,13 @@ app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
 console = Console()
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
+
+
+def _kafka() -> KafkaAccess:
+    """flexctl is a principal of its own on the broker (ops/broker_access.py: read every topic, send
+    to events topics, see every group's lag): KAFKA_USERNAME (default flexctl) and KAFKA_PASSWORD
+    (default: the shipped development secret, development only)."""
+    return kafka_access(ServiceSettings(service=OPERATOR))
 
 
 def _settings(service: str) -> ServiceSettings:
@@ -100,7 +109,7 @@ def add_staff(
 @app.command()
 def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting with this")] = "") -> None:
     """Consumer lag per group, topic and partition."""
-    rows = asyncio.run(consumer_lag(ServiceSettings().kafka_bootstrap, group_prefix))
+    rows = asyncio.run(consumer_lag(_kafka(), group_prefix))
     table = Table("group", "topic", "partition", "committed", "end", "lag")
     for row in rows:
         style = "red" if row.lag > 1000 else None
@@ -114,7 +123,7 @@ def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting wit
 def dlq_list(service: ServiceName, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
     """The newest dead letters of a service with their error and original coordinates."""
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), limit))
+    letters = asyncio.run(read_dead_letters(_kafka(), settings.topic(dlq_topic(service)), limit))
     table = Table("partition:offset", "consumer", "original", "event_type", "error")
     for d in letters:
         h = d.headers
@@ -144,10 +153,10 @@ def dlq_retry(
         console.print("[red]say which: --at P:O (repeatable) or --all[/red]")
         raise typer.Exit(2)
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), 10_000))
+    letters = asyncio.run(read_dead_letters(_kafka(), settings.topic(dlq_topic(service)), 10_000))
     chosen = [d for d in letters if every or f"{d.partition}:{d.offset}" in set(at or ())]
     asyncio.run(_clear_dead_lettered(settings, chosen))
-    sent = asyncio.run(retry_dead_letters(settings.kafka_bootstrap, chosen))
+    sent = asyncio.run(retry_dead_letters(_kafka(), chosen))
     console.print(f"{sent} dead letter(s) sent back to their topics")
 
 
@@ -179,7 +188,7 @@ def republish(
             queued = await requeue_all(pool)
             sent = 0
             if drain:
-                producer = new_producer(settings.kafka_bootstrap, client_id="flexctl")
+                producer = new_producer(_kafka(), client_id="flexctl")
                 await producer.start()
                 try:
                     relay = OutboxRelay(
@@ -237,7 +246,7 @@ def projection_rebuild(
         job = StatusRebuild(
             settings.database_url,
             schema or settings.db_schema,
-            settings.kafka_bootstrap,
+            _kafka(),
             keep_old=keep_old,
             topic_prefix=settings.topic_prefix,
             on_total=lambda total: progress.update(task, total=total),
@@ -272,15 +281,13 @@ def history(
     Its events, its applicant's identity events, its review cases, text messages and payments; numbers masked."""
     settings = ServiceSettings()
     if as_json:
-        entries = asyncio.run(
-            application_history(settings.kafka_bootstrap, application_id, topic_prefix=settings.topic_prefix)
-        )
+        entries = asyncio.run(application_history(_kafka(), application_id, topic_prefix=settings.topic_prefix))
     else:
         with _progress() as progress:
             task = progress.add_task("reading topics", total=None)
             entries = asyncio.run(
                 application_history(
-                    settings.kafka_bootstrap,
+                    _kafka(),
                     application_id,
                     on_total=lambda total: progress.reset(task, total=total),
                     on_progress=lambda n: progress.update(task, advance=n),

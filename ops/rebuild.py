@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from contracts.envelope import Envelope
 from kernel.db import Connection, create_pool
+from kernel.kafka import KafkaAccess
 from ops.kafka_ops import replay
 from services.enrollment import rebuild
 from services.enrollment.rebuild import Hook, RebuildRefused
@@ -39,7 +40,7 @@ class StatusRebuild:
 
     database_url: str
     schema: str
-    bootstrap: str
+    kafka: KafkaAccess
     keep_old: bool = False
     topic_prefix: str = ""
     on_total: Callable[[int], None] = lambda _: None
@@ -72,7 +73,7 @@ class StatusRebuild:
 
     async def _fill(self, conn: Connection) -> None:
         report = self.report
-        async with replay(self.bootstrap, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
+        async with replay(self.kafka, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
             report.missing_topics = tuple(source.missing)
             self.on_total(source.total)
             async for records in source.batches():

@@ -13,7 +13,9 @@ from tests.support.infra import (
     TOPIC_PREFIX,
     create_topics,
     delete_topics,
+    provision_session,
     reachable,
+    revoke_session,
     topic,
 )
 
@@ -46,12 +48,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def test_topics(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The contract topics under this session's prefix: created first, deleted at the end."""
+    """The contract topics under this session's prefix, and the principals and ACLs that use them
+    (ops/broker_access.py, as `make infra-up` does for the unprefixed ones): created first, deleted
+    at the end."""
     if not any(_needs_infra(i) for i in request.session.items):
         yield
         return
     names = [topic(t) for t in (*EVENT_TOPICS, *DLQ_TOPICS)]
     asyncio.run(create_topics(names))
+    provision_session()
     yield
+    revoke_session()
     if "TEST_TOPIC_PREFIX" not in os.environ:  # a prefix given from outside is left for inspection
         asyncio.run(delete_topics(names))

@@ -25,7 +25,7 @@ from tests.bench.consumer import bench_consumer
 from tests.bench.measure import table
 from tests.bench.relay import bench_relay
 from tests.bench.store import BATCH, CONNECTIONS, bench_store
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, drop_schemas, unique_name
 
 console = Console(width=int(os.environ.get("COLUMNS", "150")))
 
@@ -75,7 +75,7 @@ async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
     run_id = unique_name("bench")
     schemas: list[str] = []
     console.print(
-        f"[bold]kernel batching benchmarks[/] — {await _server_settings()}, Kafka {KAFKA_BOOTSTRAP}, "
+        f"[bold]kernel batching benchmarks[/] — {await _server_settings()}, Kafka {KAFKA_ADMIN.bootstrap}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, schema prefix {run_id}, "
         f"tracemalloc {'on' if tracemalloc.is_tracing() else 'off'}"
     )
@@ -122,7 +122,7 @@ async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
             schema = f"{run_id}_relay"
             schemas.append(schema)
             pool = await _pool(schema)
-            producer = new_producer(KAFKA_BOOTSTRAP, client_id=run_id)
+            producer = new_producer(KAFKA_ADMIN, client_id=run_id)
             await producer.start()
             try:
                 results = await bench_relay(

@@ -38,7 +38,7 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import KAFKA_BOOTSTRAP, TOPIC_PREFIX, create_topics
+from tests.support.infra import KAFKA_ADMIN, TOPIC_PREFIX, allow_topics, create_topics, group_prefix
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("identity", "enrollment", "review", "notify")
@@ -67,10 +67,11 @@ def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, Service
     topic_prefix = f"{TOPIC_PREFIX}{run}."
     topics = [f"{topic_prefix}{name}" for name in (*EVENT_TOPICS, *DLQ_TOPICS)]
     asyncio.run(create_topics(topics))
+    allow_topics(topic_prefix)
     env = {
         **e2e_env,
         "TOPIC_PREFIX": topic_prefix,
-        "CONSUMER_GROUP_PREFIX": f"e2e-{run}.",
+        "CONSUMER_GROUP_PREFIX": group_prefix(run),
         "BATCH_WAIT_MS": "10",
         **BRISK_NOTIFY,
     }
@@ -86,7 +87,7 @@ def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, Service
 
 
 async def delete_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
     await admin.start()
     try:
         await admin.delete_topics(names)
@@ -123,7 +124,7 @@ def group_members(group: str) -> tuple[str, set[str]]:
     """A consumer group's state and its member ids, as the broker sees them."""
 
     async def describe() -> tuple[str, set[str]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
         await admin.start()
         try:
             [response] = await admin.describe_consumer_groups([group])

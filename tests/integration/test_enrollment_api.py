@@ -33,7 +33,7 @@ from services.enrollment import projections
 from services.enrollment.ages import add_months
 from services.enrollment.app import build
 from services.enrollment.settings import EnrollmentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, KAFKA_BOOTSTRAP, group_prefix, topic, unique_name
 from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
@@ -72,14 +72,14 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         database_url=DATABASE_URL,
         kafka_bootstrap=KAFKA_BOOTSTRAP,
         schema_name=unique_name("enr"),
-        consumer_group_prefix=unique_name("t") + ".",
+        consumer_group_prefix=group_prefix(),
         enrollment_blob_root=tmp_path / "blobs",
         enrollment_document_max_bytes=MAX_BYTES,
         batch_wait_ms=5,
     )
     app, runtime = build(settings)
     await runtime.start()
-    producer = new_producer(KAFKA_BOOTSTRAP, client_id="enrollment-test")
+    producer = new_producer(KAFKA_ADMIN, client_id="enrollment-test")
     await producer.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
     try:

@@ -34,7 +34,7 @@ from ops.rebuild import StatusRebuild
 from services.enrollment import projections, rebuild
 from services.enrollment.status import fold
 from tests.support.apps import enrollment_handlers
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, topic, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, TOPIC_PREFIX, topic, unique_name
 from tests.support.journey import START, Journey, small_journey
 from tests.support.kafka import publish
 
@@ -74,9 +74,9 @@ class LivePath:
     async def start(cls, pool: asyncpg.Pool, producer: AIOKafkaProducer, schema: str) -> "LivePath":
         subscriptions = enrollment_handlers(schema, Path(tempfile.gettempdir())).subscriptions()
         status = next(s for s in subscriptions if s.purpose == "status")
-        reader = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+        reader = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
         await reader.start()
-        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic(name) for name in status.topics], wait_seconds=5)
+        parts = await partitions_of(KAFKA_ADMIN, [topic(name) for name in status.topics], wait_seconds=5)
         reader.assign(parts)
         consumer = IdempotentConsumer(
             name=unique_name("t.enrollment.status"),
@@ -154,7 +154,7 @@ async def test_the_rebuild_gives_the_live_view_keeps_late_facts_and_switches(
         live_view["facts"] = await projections.facts_of(enrollment_pool, app)
 
     report = await StatusRebuild(
-        DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, before_switch=between_read_and_switch
+        DATABASE_URL, schema, KAFKA_ADMIN, topic_prefix=TOPIC_PREFIX, before_switch=between_read_and_switch
     ).run()
 
     rebuilt = await projections.facts_of(enrollment_pool, app)
@@ -196,7 +196,7 @@ async def test_a_writer_held_off_by_the_switch_writes_into_the_new_table(
             raise AssertionError("the writer was not held off")
 
         report = await StatusRebuild(
-            DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, while_locked=while_locked
+            DATABASE_URL, schema, KAFKA_ADMIN, topic_prefix=TOPIC_PREFIX, while_locked=while_locked
         ).run()
         await asyncio.wait_for(pending[0], 10)
     assert report.carried_over == 1  # `first`; `second` was not written yet

@@ -32,7 +32,7 @@ from services.notify.handlers import NotifyHandlers
 from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, group_prefix, topic
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -58,10 +58,10 @@ class Notify:
 async def end_offsets(topics: list[str], group: str | None = None) -> dict[TopicPartition, int]:
     """The topics' current ends; with a group, also committed as that group's start, so that a
     fresh test group skips the shared topics' history (other tests' decisions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = await partitions_of(KAFKA_BOOTSTRAP, topics, wait_seconds=5)
+        parts = await partitions_of(KAFKA_ADMIN, topics, wait_seconds=5)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         if group is not None:
             consumer.assign(parts)
@@ -78,7 +78,7 @@ async def notify_events(
     (its event store holds them: a notify started by `make up` also reads the shared review.events
     and publishes its own SmsSent for the same sms_id): read until none has come for `quiet`
     seconds (at least one each), so that a duplicate would be seen too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
@@ -123,7 +123,7 @@ async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Not
 
     async def start(clock: Callable[[], datetime] = utc_now) -> Notify:
         settings = NotifySettings(
-            schema_name=schema, consumer_group_prefix=unique_name("it") + ".", notify_sender_poll_seconds=0.1
+            schema_name=schema, consumer_group_prefix=group_prefix("it"), notify_sender_poll_seconds=0.1
         )
         await end_offsets(
             [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")

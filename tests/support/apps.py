@@ -14,7 +14,7 @@ from services.enrollment.blobs import LocalFolderBlobStore
 from services.enrollment.handlers import EnrollmentHandlers
 from services.enrollment.service import EnrollmentService
 from services.enrollment.settings import EnrollmentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, group_prefix, unique_name
 
 
 def isolated(service: str) -> dict[str, str]:
@@ -23,7 +23,7 @@ def isolated(service: str) -> dict[str, str]:
         "database_url": DATABASE_URL,
         "kafka_bootstrap": KAFKA_BOOTSTRAP,
         "schema_name": unique_name(f"t_{service}"),
-        "consumer_group_prefix": unique_name("t") + ".",
+        "consumer_group_prefix": group_prefix(),
     }
 
 
