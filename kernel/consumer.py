@@ -167,8 +167,7 @@ class IdempotentConsumer:
 
     def _foreign_producer(self, record: Record, envelope: Envelope) -> ForeignProducer | None:
         """The refusal if the envelope claims another producer than its topic's owner."""
-        contract_topic = record.topic.removeprefix(self.topic_prefix) if self.topic_prefix else record.topic
-        owner = owner_of(contract_topic)
+        owner = owner_of(record.topic.removeprefix(self.topic_prefix))
         if owner is None or envelope.producer == owner:
             return None
         return ForeignProducer(f"producer {envelope.producer!r} on {record.topic}, which only {owner} publishes on")

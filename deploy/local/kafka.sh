@@ -68,6 +68,7 @@ cmd_start() {
   # The admin's password is the shipped development secret (kernel.settings.local_secret), which
   # only development accepts: this broker is a local development broker and nothing else.
   local admin_password
+  if [ ! -x "$ROOT/.venv/bin/python" ]; then echo "kafka: no .venv yet; run 'make install' first" >&2; exit 1; fi
   admin_password="$(cd "$ROOT" && PYTHONPATH="$ROOT" "$ROOT/.venv/bin/python" -c \
     'from kernel.settings import local_secret; print(local_secret("kafka", "admin"))')"
   (umask 077 && sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@KAFKA_CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$RUN/data|g" \
