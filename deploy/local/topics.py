@@ -71,7 +71,7 @@ async def main() -> int:
             bindings = provision(access)
             print(f"topics: {len(PRINCIPALS)} principals and {len(bindings)} ACLs in place")
             return 0
-        except (KafkaError, KafkaException) as exc:
+        except (KafkaError, KafkaException, TimeoutError) as exc:
             if time.monotonic() > deadline:
                 print(f"topics: giving up on {access.bootstrap}: {exc!r}", file=sys.stderr)
                 return 1

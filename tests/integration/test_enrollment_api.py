@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from contracts.access import owner_of
 from contracts.envelope import Envelope
 from contracts.events import topic_of
 from contracts.events.base import Event
@@ -56,10 +57,13 @@ class Enrollment:
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, event: Event, stream_id: str, causation: str | None = None) -> Envelope:
+        contract_topic = topic_of(event.event_type)
+        producer = owner_of(contract_topic)  # consumers refuse any other (kernel.consumer)
+        assert producer is not None
         envelope = Envelope.wrap(
-            event, stream_id=stream_id, stream_version=1, producer="test", correlation_id="c", causation_id=causation
+            event, stream_id=stream_id, stream_version=1, producer=producer, correlation_id="c", causation_id=causation
         )
-        where = topic(topic_of(event.event_type))
+        where = topic(contract_topic)
         await self.producer.send_and_wait(
             where, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
         )
