@@ -125,7 +125,9 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
-        self._pool = await create_pool(s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max)
+        self._pool = await create_pool(
+            s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max, user=s.db_role, password=s.db_secret()
+        )
         await migrate(self._pool, s.db_schema, self.migrations)
         access = kafka_access(s)
         self._producer = new_producer(access, client_id=s.service)

@@ -42,7 +42,10 @@ class ServiceSettings(BaseSettings):
     # development: the shipped secrets are accepted; production: every secret must be set, and
     # none may be a shipped one (SHIPPED_SECRET_PREFIX).
     environment: Environment = "development"
-    database_url: str = "postgresql://flexenroll@127.0.0.1:55432/flexenroll"
+    # Where the database is (host, port, database name). A service always connects as its own role
+    # (DB_USER, DB_PASSWORD below): a user or password in this URL is overridden. The role and its
+    # schema are provisioned beforehand by an administrator (kernel.db.provision).
+    database_url: str = "postgresql://127.0.0.1:55432/flexenroll"
     db_pool_min: int = 1
     db_pool_max: int = 10
     # The service's own database role (owner of its schema only); empty: the service's name.

@@ -5,6 +5,7 @@ import enum
 from typing import Annotated, Literal
 from uuid import UUID
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,7 +15,7 @@ from contracts.envelope import Envelope
 from contracts.reference import load_districts
 from contracts.topics import SERVICES, dlq_topic, events_topic
 from kernel.consumer import forget_dead_letters
-from kernel.db import create_pool, migrate, migrations_from
+from kernel.db import SchemaMissing, create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
 from kernel.kafka import KafkaAccess, kafka_access
 from kernel.problems import Problem
@@ -22,6 +23,7 @@ from kernel.relay import OutboxRelay, new_producer, requeue_all
 from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
 from ops.broker_access import OPERATOR
+from ops.db_access import admin_url, provision_service
 from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
 from ops.rebuild import RebuildRefused, StatusRebuild
@@ -34,6 +36,8 @@ app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead le
 staff = typer.Typer(help="Reviewer and operator accounts (never self-registered).", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", no_args_is_help=True)
 projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
+db = typer.Typer(help="The services' database roles and schemas.", no_args_is_help=True)
+app.add_typer(db, name="db")
 app.add_typer(staff, name="staff")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
@@ -55,11 +59,22 @@ def _settings(service: str) -> ServiceSettings:
     return ServiceSettings(service=service)
 
 
+async def _pool(settings: ServiceSettings) -> asyncpg.Pool:
+    """A pool as the service itself opens it: its own role, its own schema (provisioned already)."""
+    try:
+        return await create_pool(
+            settings.database_url, settings.db_schema, 1, 2, user=settings.db_role, password=settings.db_secret()
+        )
+    except SchemaMissing as missing:
+        console.print(f"[red]{missing}[/red]")
+        raise typer.Exit(1) from missing
+
+
 async def _add_staff(
     phone: str, password: str, role: Literal["reviewer", "operator"], agency: str | None = None
 ) -> str:
     settings = IdentitySettings()
-    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    pool = await _pool(settings)
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
@@ -104,6 +119,27 @@ def add_staff(
     if role == "reviewer":
         where = f" at agency [bold]{agency}[/bold]" if agency is not None else " (city-level: every agency)"
     console.print(f"{role} account created{where}: [bold]{user_id}[/bold]")
+
+
+@db.command("provision")
+def db_provision(
+    service: ServiceName,
+    schema: Annotated[
+        str | None, typer.Option(help="the schema (default: SCHEMA_NAME, else the service's name)")
+    ] = None,
+) -> None:
+    """Create the service's role and its schema, or bring them back in line; idempotent.
+
+    The role is DB_USER (default: the service's name) with the password DB_PASSWORD (required
+    outside development; in development the shipped one). It logs in with that password and owns
+    this schema only: no superuser, no CREATEDB, no CREATEROLE, no CREATE on the database. Runs as
+    the administrator of DATABASE_ADMIN_URL (default: the local cluster's administrator over its
+    socket, else DATABASE_URL); deploy/local/README.md ("Database roles")."""
+    settings = _settings(service)
+    if schema is not None:
+        settings = settings.model_copy(update={"schema_name": schema})
+    asyncio.run(provision_service(settings, admin_url(settings.database_url)))
+    console.print(f"role [bold]{settings.db_role}[/bold] owns schema [bold]{settings.db_schema}[/bold]")
 
 
 @app.command()
@@ -161,7 +197,7 @@ def dlq_retry(
 
 
 async def _clear_dead_lettered(settings: ServiceSettings, letters: list[DeadLetter]) -> None:
-    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    pool = await _pool(settings)
     try:
         for letter in letters:
             try:
@@ -183,7 +219,7 @@ def republish(
     settings = _settings(service)
 
     async def queue() -> tuple[int, int]:
-        pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+        pool = await _pool(settings)
         try:
             queued = await requeue_all(pool)
             sent = 0
@@ -251,6 +287,8 @@ def projection_rebuild(
             topic_prefix=settings.topic_prefix,
             on_total=lambda total: progress.update(task, total=total),
             on_progress=lambda n: progress.update(task, advance=n),
+            user=settings.db_role,
+            password=settings.db_secret(),
         )
         try:
             report = asyncio.run(job.run())

@@ -18,6 +18,7 @@ from tests.support.infra import (
     revoke_session,
     topic,
 )
+from tests.support.postgres_log import remember_where_the_session_began
 
 # Shared fixtures, taken by name as parameters (e.g. `producer`).
 pytest_plugins = ["tests.support.kafka"]
@@ -32,7 +33,17 @@ def _needs_infra(item: pytest.Item) -> bool:
     return any(folder in str(item.path) for folder in ("/integration/", "/e2e/", "/contract/"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after every other test of the session")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    remember_where_the_session_began()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A scan of what the whole session left behind (tests/integration/test_postgres_log.py) goes last.
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
     needs_infra = any(_needs_infra(i) for i in items)
     if not needs_infra:
         return

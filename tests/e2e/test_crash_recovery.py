@@ -38,7 +38,14 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import KAFKA_ADMIN, TOPIC_PREFIX, allow_topics, create_topics, group_prefix
+from tests.support.infra import (
+    KAFKA_ADMIN,
+    TOPIC_PREFIX,
+    admin_url_of,
+    allow_topics,
+    create_topics,
+    group_prefix,
+)
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("identity", "enrollment", "review", "notify")
@@ -154,11 +161,12 @@ def await_takeover(group_id: str, dead: set[str]) -> None:
 
 
 # --- looking into the services' databases -----------------------------------------------------------
+# As the administrator: the test reads every service's schema and installs triggers on their tables.
 
 
 def sql(system: dict[str, ServiceProcess], query: str, *args: Any) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(system["notify"].env["DATABASE_URL"])
+        conn = await asyncpg.connect(admin_url_of(system["notify"].env["DATABASE_URL"]))
         try:
             return list(await conn.fetch(query, *args))
         finally:
@@ -171,7 +179,7 @@ def ddl(system: dict[str, ServiceProcess], statements: str) -> None:
     """Several statements in one go (the simple query protocol), e.g. to install a trigger."""
 
     async def run() -> None:
-        conn = await asyncpg.connect(system["notify"].env["DATABASE_URL"])
+        conn = await asyncpg.connect(admin_url_of(system["notify"].env["DATABASE_URL"]))
         try:
             await conn.execute(statements)
         finally:
@@ -193,7 +201,7 @@ def hold(
         system,
         f"""
         CREATE TABLE public.{name} (key text PRIMARY KEY);
-        CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
         BEGIN
             FOR i IN 1..600 LOOP  -- at most a minute; each check sees the latest commit
                 EXIT WHEN NOT EXISTS (SELECT 1 FROM public.{name} h WHERE h.key = NEW.{column}::text);

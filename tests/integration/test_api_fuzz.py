@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, settings
 from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.identity import UserRegistered, UserVerified
-from kernel.db import create_pool
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import OpenStorage
 from services.enrollment import projections as enrollment_projections
@@ -42,7 +41,7 @@ from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from tests.support.apps import isolated
 from tests.support.fuzz import Target, problem_of
-from tests.support.infra import DATABASE_URL, unique_name
+from tests.support.infra import service_pool, unique_name
 from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
@@ -83,7 +82,7 @@ async def seed_person(schema: str, user_id: UUID) -> None:
     registered = UserRegistered(
         user_id=user_id, phone="+8613912345678", role="applicant", registered_at=verified.verified_at
     )
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("enrollment", schema, 1, 1)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await enrollment_projections.record_verified(conn, verified)
@@ -98,7 +97,7 @@ async def seed_case(schema: str) -> UUID:
     submitted = EnrollmentSubmitted.model_validate(
         {**example, "application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat()}
     )
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("review", schema, 1, 1)
     intake = ReviewService(OpenStorage(pool, review.runtime.store), review.app.state.rules)
     try:
         async with pool.acquire() as conn, conn.transaction():

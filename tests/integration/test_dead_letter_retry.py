@@ -16,7 +16,7 @@ from kernel.settings import ServiceSettings
 from ops.flexctl import _clear_dead_lettered
 from ops.kafka_ops import read_dead_letters, retry_dead_letters
 from tests.support.events import KernelPing
-from tests.support.infra import KAFKA_ADMIN, unique_name
+from tests.support.infra import KAFKA_ADMIN, KERNEL_TEST_ROLE, unique_name
 
 
 async def test_dead_letter_retry_after_the_cause_is_fixed(
@@ -51,7 +51,7 @@ async def test_dead_letter_retry_after_the_cause_is_fixed(
         assert "downstream rule not configured yet" in letters[0].headers["dlq.error"]
 
         broken = False  # the operator fixed the cause
-        await _clear_dead_lettered(ServiceSettings(schema_name=schema), letters)
+        await _clear_dead_lettered(ServiceSettings(service=KERNEL_TEST_ROLE, schema_name=schema), letters)
         assert await retry_dead_letters(KAFKA_ADMIN, letters) == 1
         for _ in range(100):
             if await pool.fetchval("SELECT count(*) FROM effects"):

@@ -26,7 +26,6 @@ from contracts.events.payment import PaymentSettled
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.auth import Principal, Role, issue_token
 from kernel.clock import local_date
-from kernel.db import drop_schema
 from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
 from kernel.web import CORRELATION_HEADER
@@ -34,7 +33,16 @@ from services.enrollment import projections
 from services.enrollment.ages import add_months
 from services.enrollment.app import build
 from services.enrollment.settings import EnrollmentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, KAFKA_BOOTSTRAP, group_prefix, topic, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_ADMIN,
+    KAFKA_BOOTSTRAP,
+    drop_schemas,
+    group_prefix,
+    provision_schema,
+    topic,
+    unique_name,
+)
 from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
@@ -82,6 +90,7 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         batch_wait_ms=5,
     )
     app, runtime = build(settings)
+    await provision_schema("enrollment", settings.db_schema)
     await runtime.start()
     producer = new_producer(KAFKA_ADMIN, client_id="enrollment-test")
     await producer.start()
@@ -92,7 +101,7 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         await http.aclose()
         await producer.stop()
         await runtime.stop()
-        await drop_schema(DATABASE_URL, settings.db_schema)
+        await drop_schemas(settings.db_schema)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 40) -> None:

@@ -21,7 +21,7 @@ from contracts.events.identity import UserRegistered
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.auth import Principal, issue_token
 from kernel.clock import utc_now
-from kernel.db import create_pool, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore
 from kernel.runtime import ServiceRuntime, StoreOnly
 from ops.kafka_ops import partitions_of
@@ -32,7 +32,13 @@ from services.notify.handlers import NotifyHandlers
 from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
-from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, group_prefix, topic
+from tests.support.infra import (
+    KAFKA_ADMIN,
+    group_prefix,
+    provision_schema,
+    service_pool,
+    topic,
+)
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -129,6 +135,7 @@ async def start_notify(schema: str) -> AsyncIterator[Callable[..., Awaitable[Not
             [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
         )
         app, runtime = build(settings, clock)
+        await provision_schema("notify", schema)
         await runtime.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
         started.append(Notify(settings, runtime, http))
@@ -303,7 +310,7 @@ async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
     user_id, number = uuid4(), phone()
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
-    pool = await create_pool(DATABASE_URL, schema, 1, 2)
+    pool = await service_pool("notify", schema, 1, 2)
     try:
         await migrate(pool, schema, migrations_from("services.notify"))
         handlers = NotifyHandlers(NotifyService(StoreOnly(EventStore("notify", schema)), templates))

@@ -23,7 +23,14 @@ from kernel.runtime import ServiceRuntime
 from ops.kafka_ops import partitions_of
 from services.review.app import build
 from services.review.settings import ReviewSettings
-from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, KAFKA_BOOTSTRAP, group_prefix, topic
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_ADMIN,
+    KAFKA_BOOTSTRAP,
+    group_prefix,
+    provision_schema,
+    topic,
+)
 
 SECRET = ReviewSettings().jwt_secret.get_secret_value()
 
@@ -50,6 +57,7 @@ async def review(schema: str) -> AsyncIterator[Review]:
         review_enrollment_url="https://enrol.example",
     )
     app, runtime = build(settings)
+    await provision_schema("review", schema)
     await runtime.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://review") as http:

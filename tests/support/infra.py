@@ -10,13 +10,16 @@ provisions their principals and ACLs for its topics (tests/conftest.py).
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Sequence
-from urllib.parse import urlparse
+from collections.abc import Coroutine, Sequence
+from typing import Any
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -24,12 +27,21 @@ from confluent_kafka.admin import AclBinding
 
 from contracts.access import SUBSCRIBER
 from contracts.topics import SERVICES
+from kernel.db import create_pool, drop_schema, provision
 from kernel.kafka import KafkaAccess
 from kernel.settings import local_secret
 from ops import broker_access
+from ops.db_access import admin_url
 from ops.kafka_ops import partitions_of
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://flexenroll@127.0.0.1:55432/flexenroll")
+# The database's address; every test connects as a service's role (`service_pool`), after
+# provisioning its schema for that role with the administrator's connection (ADMIN_URL:
+# DATABASE_ADMIN_URL, else the local cluster's socket, else DATABASE_URL; ops.db_access).
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://127.0.0.1:55432/flexenroll")
+ADMIN_URL = admin_url(DATABASE_URL)
+# The role of tests of the kernel alone, which stand for no service (their events' producer is
+# "testsvc" too): provisioned like a service's, with the same rights.
+KERNEL_TEST_ROLE = "testsvc"
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 # Each test session uses physical topics of its own ("test.<session>.identity.events", …), so
 # that neither a system started by `make up` on the same broker nor another test session reacts
@@ -155,8 +167,50 @@ async def topic_size(topic: str) -> int:
         await consumer.stop()
 
 
-async def drop_schemas(*schemas: str) -> None:
-    from kernel.db import drop_schema
+def with_database(url: str, database: str) -> str:
+    """`url` (a service's or the administrator's) for another database of the same cluster."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
+
+def admin_url_of(database_url: str) -> str:
+    """The administrator's URL for the database `database_url` names (e.g. an end-to-end one)."""
+    return with_database(ADMIN_URL, urlsplit(database_url).path.lstrip("/"))
+
+
+def role_password(role: str) -> str:
+    """The shipped development password of a role: what its service uses without DB_PASSWORD."""
+    return local_secret("db", role)
+
+
+async def provision_schema(role: str, schema: str, admin: str | None = None) -> None:
+    """`schema` for the service role `role` (identity, enrollment, ... or KERNEL_TEST_ROLE)."""
+    await provision(admin or ADMIN_URL, role, role_password(role), schema)
+
+
+def provision_schema_now(role: str, schema: str) -> None:
+    """`provision_schema` for synchronous code, also inside a running event loop (e.g. settings
+    built in a fixture): it runs on a loop of its own in another thread."""
+    _run_elsewhere(provision_schema(role, schema))
+
+
+def _run_elsewhere(job: Coroutine[Any, Any, None]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, job).result()
+
+
+async def service_pool(role: str, schema: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """A pool as the service `role` would open it, on `schema` provisioned for it first."""
+    await provision_schema(role, schema)
+    return await create_pool(DATABASE_URL, schema, min_size, max_size, user=role, password=role_password(role))
+
+
+async def connect_as(role: str, schema: str, database_url: str = DATABASE_URL) -> asyncpg.Connection:
+    """One connection as `role` working in `schema` (already provisioned)."""
+    return await asyncpg.connect(
+        database_url, user=role, password=role_password(role), server_settings={"search_path": schema}
+    )
+
+
+async def drop_schemas(*schemas: str) -> None:
     for schema in schemas:
-        await drop_schema(DATABASE_URL, schema)
+        await drop_schema(ADMIN_URL, schema)
