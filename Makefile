@@ -8,8 +8,9 @@ SHELL := /bin/bash
 SERVICES ?= identity enrollment review notify
 PGPORT ?= 55432
 KAFKA_PORT ?= 19092
-# What the services and tests connect to: the environment wins, else the local servers.
-PG_URL := $(or $(DATABASE_URL),postgresql://flexenroll@127.0.0.1:$(PGPORT)/flexenroll)
+# What the services and tests connect to: the environment wins, else the local servers. The
+# database's address only: each service logs in as its own role (deploy/local/README.md).
+PG_URL := $(or $(DATABASE_URL),postgresql://127.0.0.1:$(PGPORT)/flexenroll)
 BOOTSTRAP := $(or $(KAFKA_BOOTSTRAP),127.0.0.1:$(KAFKA_PORT))
 export PGPORT KAFKA_PORT
 
@@ -41,7 +42,9 @@ infra-up:
 	@$(LOCAL)/kafka.sh start
 	@KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(PY) $(LOCAL)/topics.py
 
+# Every service's role and schema first (deploy/local/database.py): services never create them.
 up: install infra-up
+	@DATABASE_URL=$(PG_URL) $(PY) $(LOCAL)/database.py
 	@DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(LOCAL)/services.sh start $(SERVICES)
 	@echo
 	@printf '%-12s %s\n' PostgreSQL "$(PG_URL)" Kafka "$(BOOTSTRAP)"

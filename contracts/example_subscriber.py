@@ -9,8 +9,13 @@ It counts approved enrolments and settled contributions per district for a stati
 - it needs no personal data: the sealed `personal` fields (docs/personal-data.md) are opaque to it,
   and it keeps nothing about a person that a `PersonErased` would oblige it to delete.
 
-Run it: `python -m contracts.example_subscriber --group stats-team --state stats.json`
+Run it: `KAFKA_PASSWORD=... python -m contracts.example_subscriber --group subscriber.stats --state stats.json`
 (KAFKA_BOOTSTRAP, default 127.0.0.1:19092; TOPIC_PREFIX if the topics live under a prefix).
+The broker authenticates every client (SASL/SCRAM-SHA-512, docs/downstream.md "Credentials"):
+KAFKA_USERNAME is the principal an operator created for the team (default `subscriber`, the
+read-only principal of this example), KAFKA_PASSWORD its password; on the local broker of
+`make up` that is `local-kafka-subscriber-not-a-secret`. The principal may read every events
+topic and use consumer groups starting with its name and a dot.
 A real team would keep the state and the seen event ids in its own database, in one
 transaction, exactly like `seen` and `counts` are saved together here.
 """
@@ -26,6 +31,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram512
 
 from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
@@ -93,8 +99,10 @@ class DistrictStats:
         tmp.replace(self.path)  # atomic: the facts and the seen ids change together
 
 
-def build(bootstrap: str, group: str, state_path: Path, topic_prefix: str = "") -> tuple[FastStream, DistrictStats]:
-    broker = KafkaBroker(bootstrap)
+def build(
+    bootstrap: str, security: BaseSecurity, group: str, state_path: Path, topic_prefix: str = ""
+) -> tuple[FastStream, DistrictStats]:
+    broker = KafkaBroker(bootstrap, security=security)
     stats = DistrictStats(state_path)
     topics = [topic_prefix + t for t in (ENROLLMENT_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS)]
 
@@ -118,11 +126,15 @@ def build(bootstrap: str, group: str, state_path: Path, topic_prefix: str = "") 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--group", required=True, help="your team's own consumer group")
+    parser.add_argument("--group", required=True, help="your team's own consumer group: <principal>.<name>")
     parser.add_argument("--state", type=Path, default=Path("district-stats.json"))
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    app, _ = build(bootstrap, args.group, args.state, os.environ.get("TOPIC_PREFIX", ""))
+    password = os.environ.get("KAFKA_PASSWORD")
+    if not password:
+        parser.error("set KAFKA_PASSWORD to your principal's password (see this module's docstring)")
+    security = SASLScram512(os.environ.get("KAFKA_USERNAME", "subscriber"), password)
+    app, _ = build(bootstrap, security, args.group, args.state, os.environ.get("TOPIC_PREFIX", ""))
     asyncio.run(app.run())
 
 

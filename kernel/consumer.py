@@ -9,6 +9,12 @@ A message that cannot be decoded, or whose handler keeps failing after bounded r
 poison message: it goes to `<service>.dlq` with the error and its original coordinates in
 headers, is recorded as dead-lettered, and the consumer goes on. Infrastructure failures
 (database or broker away) are not poison: the batch is retried later instead.
+
+Trust (docs/downstream.md: "Credentials"): only the owner of an events topic may publish on it
+(`review.events` is review's), which the broker's ACLs enforce and the consumer checks again: an
+envelope whose `producer` is not the topic's owner goes to `<service>.dlq` without any effect
+(reason `producer_not_topic_owner`), and its event_id is not recorded, so that a forged copy
+cannot shadow the genuine event.
 """
 
 import asyncio
@@ -25,6 +31,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
+from contracts.access import owner_of
 from contracts.envelope import Envelope
 from kernel.db import Connection
 from kernel.logging import get_logger
@@ -47,6 +54,10 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class ForeignProducer(ValueError):
+    """An envelope on an events topic whose `producer` is not the topic's owner."""
+
+
 class Record(Protocol):
     topic: str
     partition: int
@@ -61,6 +72,8 @@ class IdempotentConsumer:
     """One consumer group: which event types it handles and what each does.
 
     `name` is the Kafka consumer group and the key under which handled event_ids are kept.
+    `topic_prefix` (settings' TOPIC_PREFIX) is how physical topics map to contract topics and
+    hence to their owners.
     """
 
     name: str
@@ -71,12 +84,16 @@ class IdempotentConsumer:
     max_attempts: int = 3
     retry_backoff_seconds: float = 0.05
     infra_backoff_seconds: float = 1.0
+    topic_prefix: str = ""
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
         wanted: list[tuple[Record, Envelope]] = []
         seen: set[Any] = set()
         for record in records:
             envelope = await self._decode(record)
+            if envelope is not None and (foreign := self._foreign_producer(record, envelope)):
+                await self._dead_letter(record, foreign, reason="producer_not_topic_owner")
+                continue
             if envelope is None or envelope.event_type not in self.handlers or envelope.event_id in seen:
                 continue
             seen.add(envelope.event_id)
@@ -148,19 +165,27 @@ class IdempotentConsumer:
                 repr(error)[:2000],
             )
 
+    def _foreign_producer(self, record: Record, envelope: Envelope) -> ForeignProducer | None:
+        """The refusal if the envelope claims another producer than its topic's owner."""
+        owner = owner_of(record.topic.removeprefix(self.topic_prefix))
+        if owner is None or envelope.producer == owner:
+            return None
+        return ForeignProducer(f"producer {envelope.producer!r} on {record.topic}, which only {owner} publishes on")
+
     async def _decode(self, record: Record) -> Envelope | None:
         try:
             if record.value is None:
                 raise ValueError("message has no value")
             return Envelope.from_json(record.value)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(record, exc)
+            await self._dead_letter(record, exc, reason="undecodable")
             return None
 
-    async def _dead_letter(self, record: Record, error: BaseException) -> None:
+    async def _dead_letter(self, record: Record, error: BaseException, reason: str = "handler_failed") -> None:
         headers = [
             *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")],
             ("dlq.consumer", self.name.encode()),
+            ("dlq.reason", reason.encode()),
             ("dlq.error", repr(error)[:1000].encode()),
             ("dlq.traceback", "".join(traceback.format_exception(error))[-4000:].encode()),
             ("dlq.original_topic", record.topic.encode()),
@@ -176,6 +201,7 @@ class IdempotentConsumer:
             partition=record.partition,
             offset=record.offset,
             error=repr(error),
+            reason=reason,
         )
 
 

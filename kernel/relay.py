@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.envelope import Envelope
 from kernel.eventstore import EventStore
+from kernel.kafka import KafkaAccess
 from kernel.logging import get_logger
 from kernel.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, RELAY_BATCH_SECONDS
 
@@ -34,9 +35,10 @@ FOR UPDATE OF o
 """
 
 
-def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def new_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:
+    """The idempotent producer of the relay and of dead letters, authenticated as `access`'s principal."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **access.options(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

@@ -11,10 +11,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from contracts.access import may_subscribe
 from contracts.topics import dlq_topic, events_topic
 from kernel.consumer import Handler, IdempotentConsumer, subscribe
 from kernel.db import Migration, create_pool, migrate
 from kernel.eventstore import EventStore
+from kernel.kafka import kafka_access
 from kernel.logging import configure_logging, get_logger
 from kernel.relay import OutboxRelay, new_producer
 from kernel.settings import ServiceSettings
@@ -109,6 +111,17 @@ class ServiceRuntime:
     def __post_init__(self) -> None:
         self.store = EventStore(producer=self.settings.service, schema=self.settings.db_schema)
 
+    def check_subscriptions(self) -> None:
+        """Who reads what is defined once, in contracts.access; the broker's ACLs come from it too,
+        so a subscription it does not list would only fail later, as an authorisation error.
+        Checked at start: app.py sets the subscriptions after building the runtime."""
+        for sub in self.subscriptions:
+            if refused := [t for t in sub.topics if not may_subscribe(self.settings.service, t)]:
+                raise ValueError(
+                    f"{self.settings.service} may not subscribe to {', '.join(refused)} "
+                    "(contracts.access.SUBSCRIBES lists what each service reads)"
+                )
+
     @property
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "runtime not started"
@@ -120,10 +133,23 @@ class ServiceRuntime:
         return self._producer
 
     async def start(self) -> None:
+        """Open everything, or nothing: a start that fails half-way closes what it opened (a relay
+        left running on a service that never started would publish for nobody)."""
+        self.check_subscriptions()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
-        self._pool = await create_pool(s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max)
+        self._pool = await create_pool(
+            s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max, user=s.db_role, password=s.db_secret()
+        )
         await migrate(self._pool, s.db_schema, self.migrations)
-        self._producer = new_producer(s.kafka_bootstrap, client_id=s.service)
+        access = kafka_access(s)
+        self._producer = new_producer(access, client_id=s.service)
         await self._producer.start()
         for hook in self._started_hooks:
             hook()
@@ -133,7 +159,9 @@ class ServiceRuntime:
             )
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{s.service}-relay"))
         if s.consumers_enabled and self.subscriptions:
-            self._broker = KafkaBroker(s.kafka_bootstrap, client_id=f"{s.service}-consumer", logger=None)
+            self._broker = KafkaBroker(
+                access.bootstrap, security=access.security(), client_id=f"{s.service}-consumer", logger=None
+            )
             for sub in self.subscriptions:
                 consumer = IdempotentConsumer(
                     name=s.consumer_group(sub.purpose),
@@ -142,6 +170,7 @@ class ServiceRuntime:
                     dlq_topic=s.topic(dlq_topic(s.service)),
                     handlers=sub.handlers,
                     max_attempts=s.consumer_max_attempts,
+                    topic_prefix=s.topic_prefix,
                 )
                 subscribe(
                     self._broker,

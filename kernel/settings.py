@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.reference import DEFAULT_DISTRICTS_FILE
 
 Environment = Literal["development", "production"]
+KafkaSecurityProtocol = Literal["SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
 # Every secret the repository ships (for `make up` and the tests) starts with this: known to
 # everyone, so a service refuses to start with one outside development.
 SHIPPED_SECRET_PREFIX = "local-"
@@ -39,16 +42,20 @@ class ServiceSettings(BaseSettings):
     # development: the shipped secrets are accepted; production: every secret must be set, and
     # none may be a shipped one (SHIPPED_SECRET_PREFIX).
     environment: Environment = "development"
-    database_url: str = "postgresql://flexenroll@127.0.0.1:55432/flexenroll"
+    # Where the database is (host, port, database name). A service always connects as its own role
+    # (DB_USER, DB_PASSWORD below): a user or password in this URL is overridden. The role and its
+    # schema are provisioned beforehand by an administrator (kernel.db.provision).
+    database_url: str = "postgresql://127.0.0.1:55432/flexenroll"
     db_pool_min: int = 1
     db_pool_max: int = 10
     # The service's own database role (owner of its schema only); empty: the service's name.
     db_user: str = ""
     db_password: SecretStr | None = None
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    # The broker authenticates every client (SASL/SCRAM); each service is its own principal.
-    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    # The broker authenticates every client (SASL/SCRAM); each service is its own principal
+    # (kernel.kafka builds every client's options from these).
+    kafka_security_protocol: KafkaSecurityProtocol = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
     kafka_username: str = ""  # empty: the service's name
     kafka_password: SecretStr | None = None
     jwt_secret: SecretStr = SecretStr(local_secret("jwt", "flexenroll"))

@@ -2,9 +2,11 @@
 
 import asyncio
 import enum
+import sys
 from typing import Annotated, Literal
 from uuid import UUID
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,12 +15,16 @@ from rich.table import Table
 from contracts.envelope import Envelope
 from contracts.topics import SERVICES, dlq_topic, events_topic
 from kernel.consumer import forget_dead_letters
-from kernel.db import create_pool, migrate, migrations_from
+from kernel.db import SchemaMissing, create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
+from kernel.kafka import KafkaAccess, kafka_access
+from kernel.logging import configure_logging
 from kernel.problems import Problem
 from kernel.relay import OutboxRelay, new_producer, requeue_all
 from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
+from ops.broker_access import OPERATOR
+from ops.db_access import admin_url, provision_service
 from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
 from ops.rebuild import RebuildRefused, StatusRebuild
@@ -27,16 +33,27 @@ from services.identity.service import Erasure, IdentityService
 from services.identity.settings import IdentitySettings
 
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
+
+
 staff = typer.Typer(help="Reviewer and operator accounts (never self-registered).", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", no_args_is_help=True)
 projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
 person = typer.Typer(help="People's personal data (docs/personal-data.md).", no_args_is_help=True)
+db = typer.Typer(help="The services' database roles and schemas.", no_args_is_help=True)
+app.add_typer(db, name="db")
 app.add_typer(staff, name="staff")
 app.add_typer(person, name="person")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
 console = Console()
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
+
+
+def _kafka() -> KafkaAccess:
+    """flexctl is a principal of its own on the broker (ops/broker_access.py: read every topic, send
+    to events topics, see every group's lag): KAFKA_USERNAME (default flexctl) and KAFKA_PASSWORD
+    (default: the shipped development secret, development only)."""
+    return kafka_access(ServiceSettings(service=OPERATOR))
 
 
 def _settings(service: str) -> ServiceSettings:
@@ -46,11 +63,22 @@ def _settings(service: str) -> ServiceSettings:
     return ServiceSettings(service=service)
 
 
+async def _pool(settings: ServiceSettings) -> asyncpg.Pool:
+    """A pool as the service itself opens it: its own role, its own schema (provisioned already)."""
+    try:
+        return await create_pool(
+            settings.database_url, settings.db_schema, 1, 2, user=settings.db_role, password=settings.db_secret()
+        )
+    except SchemaMissing as missing:
+        console.print(f"[red]{missing}[/red]")
+        raise typer.Exit(1) from missing
+
+
 async def _add_staff(
     phone: str, password: str, role: Literal["reviewer", "operator"], agency: str | None = None
 ) -> str:
     settings = IdentitySettings()
-    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    pool = await _pool(settings)
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
@@ -98,7 +126,7 @@ def add_staff(
 
 async def _erase_person(user_id: UUID) -> Erasure:
     settings = IdentitySettings()
-    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    pool = await _pool(settings)
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
@@ -144,10 +172,31 @@ def erase_person(
     console.print("PersonErased appended to identity's stream; the services delete their copies when it reaches them")
 
 
+@db.command("provision")
+def db_provision(
+    service: ServiceName,
+    schema: Annotated[
+        str | None, typer.Option(help="the schema (default: SCHEMA_NAME, else the service's name)")
+    ] = None,
+) -> None:
+    """Create the service's role and its schema, or bring them back in line; idempotent.
+
+    The role is DB_USER (default: the service's name) with the password DB_PASSWORD (required
+    outside development; in development the shipped one). It logs in with that password and owns
+    this schema only: no superuser, no CREATEDB, no CREATEROLE, no CREATE on the database. Runs as
+    the administrator of DATABASE_ADMIN_URL (default: the local cluster's administrator over its
+    socket, else DATABASE_URL); deploy/local/README.md ("Database roles")."""
+    settings = _settings(service)
+    if schema is not None:
+        settings = settings.model_copy(update={"schema_name": schema})
+    asyncio.run(provision_service(settings, admin_url(settings.database_url)))
+    console.print(f"role [bold]{settings.db_role}[/bold] owns schema [bold]{settings.db_schema}[/bold]")
+
+
 @app.command()
 def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting with this")] = "") -> None:
     """Consumer lag per group, topic and partition."""
-    rows = asyncio.run(consumer_lag(ServiceSettings().kafka_bootstrap, group_prefix))
+    rows = asyncio.run(consumer_lag(_kafka(), group_prefix))
     table = Table("group", "topic", "partition", "committed", "end", "lag")
     for row in rows:
         style = "red" if row.lag > 1000 else None
@@ -161,7 +210,7 @@ def lag(group_prefix: Annotated[str, typer.Option(help="only groups starting wit
 def dlq_list(service: ServiceName, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
     """The newest dead letters of a service with their error and original coordinates."""
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), limit))
+    letters = asyncio.run(read_dead_letters(_kafka(), settings.topic(dlq_topic(service)), limit))
     table = Table("partition:offset", "consumer", "original", "event_type", "error")
     for d in letters:
         h = d.headers
@@ -191,15 +240,15 @@ def dlq_retry(
         console.print("[red]say which: --at P:O (repeatable) or --all[/red]")
         raise typer.Exit(2)
     settings = _settings(service)
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.topic(dlq_topic(service)), 10_000))
+    letters = asyncio.run(read_dead_letters(_kafka(), settings.topic(dlq_topic(service)), 10_000))
     chosen = [d for d in letters if every or f"{d.partition}:{d.offset}" in set(at or ())]
     asyncio.run(_clear_dead_lettered(settings, chosen))
-    sent = asyncio.run(retry_dead_letters(settings.kafka_bootstrap, chosen))
+    sent = asyncio.run(retry_dead_letters(_kafka(), chosen))
     console.print(f"{sent} dead letter(s) sent back to their topics")
 
 
 async def _clear_dead_lettered(settings: ServiceSettings, letters: list[DeadLetter]) -> None:
-    pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+    pool = await _pool(settings)
     try:
         for letter in letters:
             try:
@@ -221,12 +270,12 @@ def republish(
     settings = _settings(service)
 
     async def queue() -> tuple[int, int]:
-        pool = await create_pool(settings.database_url, settings.db_schema, 1, 2)
+        pool = await _pool(settings)
         try:
             queued = await requeue_all(pool)
             sent = 0
             if drain:
-                producer = new_producer(settings.kafka_bootstrap, client_id="flexctl")
+                producer = new_producer(_kafka(), client_id="flexctl")
                 await producer.start()
                 try:
                     relay = OutboxRelay(
@@ -284,11 +333,13 @@ def projection_rebuild(
         job = StatusRebuild(
             settings.database_url,
             schema or settings.db_schema,
-            settings.kafka_bootstrap,
+            _kafka(),
             keep_old=keep_old,
             topic_prefix=settings.topic_prefix,
             on_total=lambda total: progress.update(task, total=total),
             on_progress=lambda n: progress.update(task, advance=n),
+            user=settings.db_role,
+            password=settings.db_secret(),
         )
         try:
             report = asyncio.run(job.run())
@@ -319,15 +370,13 @@ def history(
     Its events, its applicant's identity events, its review cases, text messages and payments; numbers masked."""
     settings = ServiceSettings()
     if as_json:
-        entries = asyncio.run(
-            application_history(settings.kafka_bootstrap, application_id, topic_prefix=settings.topic_prefix)
-        )
+        entries = asyncio.run(application_history(_kafka(), application_id, topic_prefix=settings.topic_prefix))
     else:
         with _progress() as progress:
             task = progress.add_task("reading topics", total=None)
             entries = asyncio.run(
                 application_history(
-                    settings.kafka_bootstrap,
+                    _kafka(),
                     application_id,
                     on_total=lambda total: progress.reset(task, total=total),
                     on_progress=lambda n: progress.update(task, advance=n),
@@ -349,5 +398,12 @@ def history(
     console.print(f"{len(entries)} event(s)")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `flexctl` command: warnings and errors go to stderr, masked as everywhere, because
+    stdout is the command's answer (`history --json` is read by programs)."""
+    configure_logging("flexctl", "WARNING", json=False, stream=sys.stderr)
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TOPICS
+from kernel.kafka import KafkaAccess
 from kernel.logging import mask_text
 from ops.kafka_ops import replay
 
@@ -75,7 +76,7 @@ class Related:
 
 
 async def application_history(
-    bootstrap: str,
+    access: KafkaAccess,
     application_id: UUID,
     on_total: Callable[[int], None] = lambda _: None,
     on_progress: Callable[[int], None] = lambda _: None,
@@ -85,18 +86,18 @@ async def application_history(
     wanted = str(application_id)
     topics = [topic_prefix + t for t in EVENT_TOPICS]
     own = await _scan(
-        bootstrap, topics, {wanted}, lambda e: str(e.data.get("application_id")) == wanted, on_total, on_progress
+        access, topics, {wanted}, lambda e: str(e.data.get("application_id")) == wanted, on_total, on_progress
     )
     if not own:
         return []
     related = Related.of(application_id, own)
-    found = await _scan(bootstrap, topics, related.ids(), related.includes, on_total, on_progress)
+    found = await _scan(access, topics, related.ids(), related.includes, on_total, on_progress)
     unique = {e.envelope.event_id: e for e in [*own, *found]}
     return sorted(unique.values(), key=Entry.sort_key)
 
 
 async def _scan(
-    bootstrap: str,
+    access: KafkaAccess,
     topics: list[str],
     needles: set[str],
     keep: Callable[[Envelope], bool],
@@ -105,7 +106,7 @@ async def _scan(
 ) -> list[Entry]:
     pattern = re.compile(b"|".join(re.escape(n.encode()) for n in sorted(needles)))
     entries: list[Entry] = []
-    async with replay(bootstrap, topics) as source:
+    async with replay(access, topics) as source:
         on_total(source.total)
         async for records in source.batches():
             for record in records:

@@ -1,4 +1,7 @@
-"""Kafka-side operator work: consumer lag, dead letters, retries, reading topics from the start."""
+"""Kafka-side operator work: consumer lag, dead letters, retries, reading topics from the start.
+
+Every function connects as the principal of the `KafkaAccess` it is given: flexctl's, whose ACLs
+allow exactly this work (ops/broker_access.py), or the tests' admin."""
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
@@ -8,6 +11,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from kernel.kafka import KafkaAccess
 from kernel.relay import new_producer
 
 
@@ -33,9 +37,9 @@ class DeadLetter:
     headers: dict[str, str]
 
 
-async def consumer_lag(bootstrap: str, group_prefix: str = "") -> list[Lag]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def consumer_lag(access: KafkaAccess, group_prefix: str = "") -> list[Lag]:
+    admin = AIOKafkaAdminClient(**access.options())
+    consumer = AIOKafkaConsumer(**access.options())
     await admin.start()
     await consumer.start()
     try:
@@ -56,12 +60,12 @@ async def consumer_lag(bootstrap: str, group_prefix: str = "") -> list[Lag]:
         await admin.close()
 
 
-async def read_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> list[DeadLetter]:
+async def read_dead_letters(access: KafkaAccess, topic: str, limit: int = 100) -> list[DeadLetter]:
     """The newest `limit` messages of a dead-letter topic, without joining any group."""
-    parts = await partitions_of(bootstrap, [topic])
+    parts = await partitions_of(access, [topic])
     if not parts:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.options(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(parts)
@@ -89,13 +93,13 @@ async def read_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> lis
         await consumer.stop()
 
 
-async def retry_dead_letters(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
+async def retry_dead_letters(access: KafkaAccess, letters: Sequence[DeadLetter]) -> int:
     """Send dead letters back to their original topic (after the cause was fixed).
 
     The envelope keeps its event_id, so consumers that did handle it meanwhile ignore it; the
     consumer that dead-lettered it recorded the id as dead-lettered, so `flexctl` clears that
     record first (see flexctl dlq retry)."""
-    producer = new_producer(bootstrap, client_id="flexctl")
+    producer = new_producer(access, client_id="flexctl")
     await producer.start()
     try:
         for letter in letters:
@@ -148,10 +152,10 @@ class Replay:
 
 
 @asynccontextmanager
-async def replay(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[Replay]:
-    parts = await partitions_of(bootstrap, topics)
+async def replay(access: KafkaAccess, topics: Sequence[str]) -> AsyncIterator[Replay]:
+    parts = await partitions_of(access, topics)
     missing = [t for t in topics if t not in {tp.topic for tp in parts}]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         ends: dict[TopicPartition, int] = {}
@@ -167,15 +171,16 @@ async def replay(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[Replay]
         await consumer.stop()
 
 
-async def partitions_of(bootstrap: str, topics: Sequence[str], wait_seconds: float = 0.0) -> list[TopicPartition]:
+async def partitions_of(access: KafkaAccess, topics: Sequence[str], wait_seconds: float = 0.0) -> list[TopicPartition]:
     """The partitions of those of `topics` that exist, in the order given, from the broker's metadata.
 
     All topics' metadata is asked for, not the named ones': naming a missing topic would make a
     broker with auto.create.topics.enable create it. With `wait_seconds`, topics just created
-    (their metadata not yet everywhere, or their leaders not yet elected) are waited for that long."""
+    (their metadata not yet everywhere, or their leaders not yet elected) are waited for that long.
+    A topic the principal may not describe looks missing: the broker lists only what it may see."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**access.options())
     await admin.start()
     try:
         while True:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts.envelope import Envelope
-from kernel.db import Connection, create_pool
+from kernel.db import Connection, SchemaMissing, create_pool
+from kernel.kafka import KafkaAccess
 from ops.kafka_ops import replay
 from services.enrollment import rebuild
 from services.enrollment.rebuild import Hook, RebuildRefused
@@ -39,7 +40,10 @@ class StatusRebuild:
 
     database_url: str
     schema: str
-    bootstrap: str
+    kafka: KafkaAccess
+    # enrollment's role: the rebuild works in enrollment's schema as enrollment would.
+    user: str = field(kw_only=True)
+    password: str = field(kw_only=True, repr=False)
     keep_old: bool = False
     topic_prefix: str = ""
     on_total: Callable[[int], None] = lambda _: None
@@ -49,10 +53,13 @@ class StatusRebuild:
     report: RebuildReport = field(default_factory=RebuildReport, init=False)
 
     async def run(self) -> RebuildReport:
-        await rebuild.require_live_table(self.database_url, self.schema)
-        pool = await create_pool(self.database_url, self.schema, 1, 1)
+        try:
+            pool = await create_pool(self.database_url, self.schema, 1, 1, user=self.user, password=self.password)
+        except SchemaMissing as missing:
+            raise RebuildRefused(f"{missing}, or it is a wrong --schema") from missing
         try:
             async with pool.acquire() as conn:
+                await rebuild.require_live_table(conn, self.schema)
                 await rebuild.lock_rebuild(conn, self.schema)
                 await rebuild.prepare_shadow(conn)
                 try:
@@ -72,7 +79,7 @@ class StatusRebuild:
 
     async def _fill(self, conn: Connection) -> None:
         report = self.report
-        async with replay(self.bootstrap, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
+        async with replay(self.kafka, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
             report.missing_topics = tuple(source.missing)
             self.on_total(source.total)
             async for records in source.batches():

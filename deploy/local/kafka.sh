@@ -15,6 +15,9 @@ PROPS="$RUN/server.properties"
 PORT="${KAFKA_PORT:-19092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
 LOCAL="127.0.0.1:$PORT"
+# Written after a format that created the admin SCRAM user: storage formatted before the broker
+# required authentication has no admin, and nothing could ever log in to it.
+SASL_MARKER="$RUN/data.scram-admin"
 
 apt_install() { "$ROOT/deploy/local/apt.sh" "$@"; }
 
@@ -62,13 +65,26 @@ cmd_start() {
   cmd_install
   mkdir -p "$RUN"
   rm -f "$PIDFILE"
-  sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@KAFKA_CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$RUN/data|g" \
-    "$KDIR/server.properties.template" >"$PROPS"
+  # The admin's password is the shipped development secret (kernel.settings.local_secret), which
+  # only development accepts: this broker is a local development broker and nothing else.
+  local admin_password
+  if [ ! -x "$ROOT/.venv/bin/python" ]; then echo "kafka: no .venv yet; run 'make install' first" >&2; exit 1; fi
+  admin_password="$(cd "$ROOT" && PYTHONPATH="$ROOT" "$ROOT/.venv/bin/python" -c \
+    'from kernel.settings import local_secret; print(local_secret("kafka", "admin"))')"
+  (umask 077 && sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@KAFKA_CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$RUN/data|g" \
+    -e "s|@ADMIN_PASSWORD@|$admin_password|g" "$KDIR/server.properties.template" >"$PROPS")
+  if [ -f "$RUN/data/meta.properties" ] && [ ! -f "$SASL_MARKER" ]; then
+    echo "kafka: $RUN/data was formatted before the broker required authentication (no admin user);" \
+      "reformatting it: the local topics and their events are gone, 'make infra-up' creates them again"
+    rm -rf "$RUN/data"
+  fi
   # KRaft storage must be formatted exactly once; meta.properties marks a finished format.
   if [ ! -f "$RUN/data/meta.properties" ]; then
-    rm -rf "$RUN/data"
+    rm -rf "$RUN/data" "$SASL_MARKER"
     java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid)" \
-      -c "$PROPS" >>"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; exit 1; }
+      -c "$PROPS" --add-scram "SCRAM-SHA-512=[name=admin,password=$admin_password]" >>"$LOG" 2>&1 ||
+      { tail -n 30 "$LOG" >&2; exit 1; }
+    touch "$SASL_MARKER"
   fi
   # setsid: own session, so Ctrl-C in the calling terminal or make does not kill the broker.
   # stdin/stdout/stderr detached, so callers piping our output do not hang on the broker.

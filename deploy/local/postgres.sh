@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Private local PostgreSQL cluster under .run/postgres, no Docker (deploy/local/README.md).
-# Usage: deploy/local/postgres.sh install|start|stop|status
+# Usage: deploy/local/postgres.sh install|start|stop|status|paths
 # Env: PGPORT (55432). DATABASE_URL set means "use that database": start does nothing.
 set -euo pipefail
 
@@ -9,7 +9,9 @@ RUN="$ROOT/.run/postgres"
 DATA="$RUN/data"
 LOG="$RUN/postgres.log"
 PORT="${PGPORT:-55432}"
-URL="postgresql://flexenroll@127.0.0.1:$PORT/flexenroll"
+# Services connect over TCP as their own roles; the administrator only over the socket in $RUN.
+URL="postgresql://127.0.0.1:$PORT/flexenroll"
+ADMIN_URL="postgresql://flexenroll@/flexenroll?host=$RUN&port=$PORT"
 
 apt_install() { "$ROOT/deploy/local/apt.sh" "$@"; }
 
@@ -43,6 +45,40 @@ prepare_owner() {
   done
 }
 
+# Our settings, rewritten at every start so that an existing cluster gets them too; postgresql.conf
+# includes the file (later lines win over initdb's).
+write_config() {
+  as_owner tee "$DATA/flexenroll.conf" >/dev/null <<EOF
+# Written by deploy/local/postgres.sh at every start; edits here are lost.
+listen_addresses = '127.0.0.1'
+max_connections = 200
+shared_buffers = 256MB
+# Test-box settings. fsync stays on: the benchmarks measure real commit costs.
+fsync = on
+password_encryption = scram-sha-256
+# Only the OS user running the server (and root) may open the socket: that is what makes the
+# socket's trust below the administrator's authentication (deploy/local/README.md).
+unix_socket_permissions = 0700
+# No error DETAIL (a unique violation's names the duplicate value, e.g. a phone number), HINT,
+# CONTEXT or failing statement in the log: docs/personal-data.md, "In the databases".
+log_error_verbosity = terse
+log_min_error_statement = panic
+# Who and which schema (application_name flexenroll-<schema>) wrote a line, never what with.
+log_line_prefix = '%m [%p] %q%u@%d %a: '
+EOF
+  grep -qx "include_if_exists = 'flexenroll.conf'" "$DATA/postgresql.conf" ||
+    echo "include_if_exists = 'flexenroll.conf'" | as_owner tee -a "$DATA/postgresql.conf" >/dev/null
+  # Services: their own role with a password (scram-sha-256) over TCP. The administrators
+  # (flexenroll, postgres): only over the socket, never over TCP.
+  as_owner tee "$DATA/pg_hba.conf" >/dev/null <<EOF
+# Written by deploy/local/postgres.sh at every start; edits here are lost.
+# TYPE  DATABASE  USER                 ADDRESS        METHOD
+local   all       all                                 trust
+host    all       flexenroll,postgres  127.0.0.1/32   reject
+host    all       all                  127.0.0.1/32   scram-sha-256
+EOF
+}
+
 cmd_start() {
   if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: using external DATABASE_URL, not starting a local cluster"; return; fi
   cmd_install
@@ -52,33 +88,29 @@ cmd_start() {
   mkdir -p "$RUN"
   if [ ! -f "$DATA/PG_VERSION" ]; then
     rm -rf "$DATA"
-    as_owner "$bin/initdb" -D "$DATA" --auth=trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >"$RUN/initdb.log"
-    # Test-box settings. fsync stays on: the benchmarks measure real commit costs.
-    cat >>"$DATA/postgresql.conf" <<EOF
-
-# --- flexenroll local settings (deploy/local/postgres.sh)
-listen_addresses = '127.0.0.1'
-max_connections = 200
-shared_buffers = 256MB
-fsync = on
-EOF
+    as_owner "$bin/initdb" -D "$DATA" --auth-local=trust --auth-host=scram-sha-256 -U postgres \
+      --encoding=UTF8 --locale=C.UTF-8 >"$RUN/initdb.log"
   fi
-  local state="already running"
+  write_config
+  local state="already running (configuration reloaded)"
   if ! pg_running; then
     state="started"
     # Port and socket dir on the command line, so a changed PGPORT applies without re-initdb.
     as_owner "$bin/pg_ctl" start -w -t 60 -D "$DATA" -l "$LOG" -o "-p $PORT -k '$RUN'" >/dev/null ||
       { tail -n 30 "$LOG" >&2; exit 1; }
+  else
+    as_owner "$bin/pg_ctl" reload -D "$DATA" >/dev/null
   fi
-  # Role and database for the services; a superuser is fine on a local test box.
-  local psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tA)
+  # The administrator (a superuser, over the socket only) owns the database; the services' roles
+  # and schemas are provisioned from it (deploy/local/database.py, kernel.db.provision).
+  local psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$PORT" -U postgres -d postgres -tA)
   if [ -z "$("${psql[@]}" -c "select 1 from pg_roles where rolname = 'flexenroll'")" ]; then
     "${psql[@]}" -c "create role flexenroll login superuser"
   fi
   if [ -z "$("${psql[@]}" -c "select 1 from pg_database where datname = 'flexenroll'")" ]; then
     "${psql[@]}" -c "create database flexenroll owner flexenroll"
   fi
-  echo "postgres: $state at $URL, log $LOG"
+  echo "postgres: $state at $URL, administrator $ADMIN_URL, log $LOG"
 }
 
 cmd_stop() {
@@ -92,7 +124,10 @@ cmd_status() {
   if pg_running; then echo "postgres: running at $URL"; else echo "postgres: not running"; return 1; fi
 }
 
+# Where the cluster keeps its data and writes its log (tests/integration/test_postgres_log.py reads it).
+cmd_paths() { printf 'data %s\nlog %s\n' "$DATA" "$LOG"; }
+
 case "${1:-}" in
-  install | start | stop | status) "cmd_$1" ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  install | start | stop | status | paths) "cmd_$1" ;;
+  *) echo "usage: $0 install|start|stop|status|paths" >&2; exit 2 ;;
 esac

@@ -1,11 +1,13 @@
-"""Create the Kafka topics of docs/downstream.md ("Topics"), idempotently.
+"""Create the Kafka topics of docs/downstream.md ("Topics") and who may use them, idempotently.
 
 Run with `.venv/bin/python deploy/local/topics.py`. For every service: `<svc>.events` and
 `<svc>.dlq`, both kept forever (`retention.ms=-1`: event topics are the replay source, and a
 dead letter must not expire before someone has looked at it). Topics that already exist are
-left alone, whatever their settings.
+left alone, whatever their settings. Then, as the broker's admin, every principal with its
+shipped development secret and the ACLs of ops/broker_access.py (docs/downstream.md: "Credentials").
 
-Env: KAFKA_BOOTSTRAP (127.0.0.1:19092), KAFKA_PARTITIONS (3), KAFKA_REPLICATION_FACTOR (1).
+Env: KAFKA_BOOTSTRAP (127.0.0.1:19092), KAFKA_PARTITIONS (3), KAFKA_REPLICATION_FACTOR (1),
+KAFKA_ADMIN_USERNAME / KAFKA_ADMIN_PASSWORD (admin, the shipped development secret).
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from confluent_kafka import KafkaException
 
 # Run as a file, so make the repo root importable even without the editable install.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
+from kernel.kafka import KafkaAccess
+from ops.broker_access import PRINCIPALS, BrokerAdminSettings, provision
 
 CONNECT_TIMEOUT_S = 60.0
 TOPIC_CONFIG = {"retention.ms": "-1"}
 
 
-async def ensure_topics(bootstrap: str, partitions: int, replication: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="flexenroll-topics")
+async def ensure_topics(access: KafkaAccess, partitions: int, replication: int) -> None:
+    admin = AIOKafkaAdminClient(**access.options(), client_id="flexenroll-topics")
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -54,18 +59,21 @@ async def ensure_topics(bootstrap: str, partitions: int, replication: int) -> No
 
 
 async def main() -> int:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    settings = BrokerAdminSettings()
+    access = settings.access()
     partitions = int(os.environ.get("KAFKA_PARTITIONS", "3"))
     replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
     # A broker whose port just opened may still refuse metadata or controller requests.
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
         try:
-            await ensure_topics(bootstrap, partitions, replication)
+            await ensure_topics(access, partitions, replication)
+            bindings = provision(access)
+            print(f"topics: {len(PRINCIPALS)} principals and {len(bindings)} ACLs in place")
             return 0
-        except KafkaError as exc:
+        except (KafkaError, KafkaException, TimeoutError) as exc:
             if time.monotonic() > deadline:
-                print(f"topics: giving up on {bootstrap}: {exc!r}", file=sys.stderr)
+                print(f"topics: giving up on {access.bootstrap}: {exc!r}", file=sys.stderr)
                 return 1
             await asyncio.sleep(1)
 

@@ -21,8 +21,6 @@ the tables. Every function works on one connection whose search_path is the serv
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from contracts.envelope import Envelope
 from contracts.topics import ENROLLMENT_EVENTS
 from kernel.consumer import INFRASTRUCTURE_ERRORS
@@ -54,13 +52,9 @@ class Added:
     failed: int = 0  # facts the insert refused (the live consumer dead-letters those)
 
 
-async def require_live_table(database_url: str, schema: str) -> None:
-    """Refuse early, and without creating the schema (a pool would), if the projection is not there."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        found = await conn.fetchval("SELECT to_regclass(format('%I.%I', $1::text, $2::text))", schema, LIVE)
-    finally:
-        await conn.close()
+async def require_live_table(conn: Connection, schema: str) -> None:
+    """Refuse early if the projection is not there."""
+    found = await conn.fetchval("SELECT to_regclass(format('%I.%I', $1::text, $2::text))", schema, LIVE)
     if found is None:
         raise RebuildRefused(f"no {schema}.{LIVE}: wrong --schema, or the service never started there")
 

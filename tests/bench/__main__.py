@@ -17,7 +17,7 @@ import asyncpg
 import typer
 from rich.console import Console
 
-from kernel.db import create_pool, migrate
+from kernel.db import migrate
 from kernel.eventstore import EventStore
 from kernel.logging import configure_logging
 from kernel.relay import new_producer
@@ -25,7 +25,14 @@ from tests.bench.consumer import bench_consumer
 from tests.bench.measure import table
 from tests.bench.relay import bench_relay
 from tests.bench.store import BATCH, CONNECTIONS, bench_store
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
+from tests.support.infra import (
+    ADMIN_URL,
+    KAFKA_ADMIN,
+    KERNEL_TEST_ROLE,
+    drop_schemas,
+    service_pool,
+    unique_name,
+)
 
 console = Console(width=int(os.environ.get("COLUMNS", "150")))
 
@@ -53,13 +60,13 @@ QUICK = Sizes(300, 3_000, 300, 3_000, 200, 3_000)
 
 
 async def _pool(schema: str, max_size: int = 4) -> asyncpg.Pool:
-    pool = await create_pool(DATABASE_URL, schema, min_size=1, max_size=max_size)
+    pool = await service_pool(KERNEL_TEST_ROLE, schema, min_size=1, max_size=max_size)
     await migrate(pool, schema, [])
     return pool
 
 
 async def _server_settings() -> str:
-    conn = await asyncpg.connect(DATABASE_URL)
+    conn = await asyncpg.connect(ADMIN_URL)
     try:
         row = await conn.fetchrow(
             "SELECT current_setting('server_version') AS v, current_setting('fsync') AS fsync, "
@@ -75,7 +82,7 @@ async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
     run_id = unique_name("bench")
     schemas: list[str] = []
     console.print(
-        f"[bold]kernel batching benchmarks[/] — {await _server_settings()}, Kafka {KAFKA_BOOTSTRAP}, "
+        f"[bold]kernel batching benchmarks[/] — {await _server_settings()}, Kafka {KAFKA_ADMIN.bootstrap}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, schema prefix {run_id}, "
         f"tracemalloc {'on' if tracemalloc.is_tracing() else 'off'}"
     )
@@ -122,7 +129,7 @@ async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
             schema = f"{run_id}_relay"
             schemas.append(schema)
             pool = await _pool(schema)
-            producer = new_producer(KAFKA_BOOTSTRAP, client_id=run_id)
+            producer = new_producer(KAFKA_ADMIN, client_id=run_id)
             await producer.start()
             try:
                 results = await bench_relay(

@@ -16,7 +16,7 @@ from kernel.eventstore import EventStore
 from kernel.relay import OutboxRelay
 from tests.bench.measure import Result, Work, run_variant
 from tests.support.events import KernelPing
-from tests.support.infra import KAFKA_BOOTSTRAP, create_topics, topic_size, unique_name
+from tests.support.infra import KAFKA_ADMIN, create_topics, topic_size, unique_name
 
 WARM_UP = 10
 _PUBLISHED = {(KernelPing.event_type, KernelPing.schema_version)}
@@ -84,7 +84,7 @@ async def _delete_topics(topics: list[str]) -> None:
     """The benchmark's topics are of no use afterwards: leave the broker as it was."""
     if not topics:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
     await admin.start()
     try:
         await admin.delete_topics(topics)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pytest
 
 from contracts.envelope import Envelope
-from kernel.db import create_pool, drop_schema, migrate
+from kernel.db import migrate
 from kernel.eventstore import EventStore
 from kernel.memory import InMemoryState
 from kernel.unit_of_work import UnitOfWork, postgres_units
-from tests.support.infra import DATABASE_URL, unique_name
+from tests.support.infra import KERNEL_TEST_ROLE, drop_schemas, service_pool, unique_name
 
 PRODUCER = "testsvc"
 
@@ -36,7 +36,7 @@ async def _memory() -> AsyncIterator[Backend]:
 
 async def _postgres() -> AsyncIterator[Backend]:
     schema = unique_name("contract")
-    pool = await create_pool(DATABASE_URL, schema, 1, 4)
+    pool = await service_pool(KERNEL_TEST_ROLE, schema, 1, 4)
     try:
         await migrate(pool, schema, [])
         store = EventStore(producer=PRODUCER, schema=schema)
@@ -48,7 +48,7 @@ async def _postgres() -> AsyncIterator[Backend]:
         yield Backend("postgres", postgres_units(pool, store), published)
     finally:
         await pool.close()
-        await drop_schema(DATABASE_URL, schema)
+        await drop_schemas(schema)
 
 
 @pytest.fixture(params=["memory", "postgres"])

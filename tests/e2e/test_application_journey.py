@@ -6,7 +6,6 @@ import io
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from uuid import uuid4
 
 import httpx
 import pytest
@@ -24,12 +23,13 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
+from tests.support.infra import group_prefix
 from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": f"e2e-{uuid4().hex[:8]}.", "BATCH_WAIT_MS": "10"}
+    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e"), "BATCH_WAIT_MS": "10"}
     system = services(env, log_dir)
     started: list[ServiceProcess] = []
     try:

@@ -39,7 +39,14 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import KAFKA_BOOTSTRAP, TOPIC_PREFIX, create_topics
+from tests.support.infra import (
+    KAFKA_ADMIN,
+    TOPIC_PREFIX,
+    admin_url_of,
+    allow_topics,
+    create_topics,
+    group_prefix,
+)
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("identity", "enrollment", "review", "notify")
@@ -68,10 +75,11 @@ def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, Service
     topic_prefix = f"{TOPIC_PREFIX}{run}."
     topics = [f"{topic_prefix}{name}" for name in (*EVENT_TOPICS, *DLQ_TOPICS)]
     asyncio.run(create_topics(topics))
+    allow_topics(topic_prefix)
     env = {
         **e2e_env,
         "TOPIC_PREFIX": topic_prefix,
-        "CONSUMER_GROUP_PREFIX": f"e2e-{run}.",
+        "CONSUMER_GROUP_PREFIX": group_prefix(run),
         "BATCH_WAIT_MS": "10",
         **BRISK_NOTIFY,
     }
@@ -87,7 +95,7 @@ def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, Service
 
 
 async def delete_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
     await admin.start()
     try:
         await admin.delete_topics(names)
@@ -124,7 +132,7 @@ def group_members(group: str) -> tuple[str, set[str]]:
     """A consumer group's state and its member ids, as the broker sees them."""
 
     async def describe() -> tuple[str, set[str]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
         await admin.start()
         try:
             [response] = await admin.describe_consumer_groups([group])
@@ -154,11 +162,12 @@ def await_takeover(group_id: str, dead: set[str]) -> None:
 
 
 # --- looking into the services' databases -----------------------------------------------------------
+# As the administrator: the test reads every service's schema and installs triggers on their tables.
 
 
 def sql(system: dict[str, ServiceProcess], query: str, *args: Any) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(system["notify"].env["DATABASE_URL"])
+        conn = await asyncpg.connect(admin_url_of(system["notify"].env["DATABASE_URL"]))
         try:
             return list(await conn.fetch(query, *args))
         finally:
@@ -171,7 +180,7 @@ def ddl(system: dict[str, ServiceProcess], statements: str) -> None:
     """Several statements in one go (the simple query protocol), e.g. to install a trigger."""
 
     async def run() -> None:
-        conn = await asyncpg.connect(system["notify"].env["DATABASE_URL"])
+        conn = await asyncpg.connect(admin_url_of(system["notify"].env["DATABASE_URL"]))
         try:
             await conn.execute(statements)
         finally:
@@ -193,7 +202,7 @@ def hold(
         system,
         f"""
         CREATE TABLE public.{name} (key text PRIMARY KEY);
-        CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
         BEGIN
             FOR i IN 1..600 LOOP  -- at most a minute; each check sees the latest commit
                 EXIT WHEN NOT EXISTS (SELECT 1 FROM public.{name} h WHERE h.key = NEW.{column}::text);

@@ -33,7 +33,7 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import TOPIC_PREFIX
+from tests.support.infra import TOPIC_PREFIX, admin_url_of, group_prefix, provision_schema
 from tests.support.personal import (
     clear_findings,
     clear_in_tables,
@@ -56,7 +56,7 @@ def rare_name() -> str:
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": f"e2e-erase-{uuid4().hex[:8]}.", "BATCH_WAIT_MS": "10"}
+    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e-erase"), "BATCH_WAIT_MS": "10"}
     system = services(env, log_dir)
     started: list[ServiceProcess] = []
     try:
@@ -150,7 +150,7 @@ def test_an_erased_person_leaves_no_clear_data_and_the_history_stays(
     assert login.status_code == 401, login.text
 
     clear = [person.phone, name, person.id_number]
-    database = e2e_env["DATABASE_URL"]
+    database = admin_url_of(e2e_env["DATABASE_URL"])  # the scans read every schema, as the administrator
     every_schema = asyncio.run(schemas_with_tables(database))
     assert set(OURS) | {"identity"} <= set(every_schema)
     assert asyncio.run(clear_in_tables(database, every_schema, clear)) == []
@@ -183,8 +183,10 @@ def test_an_erased_person_leaves_no_clear_data_and_the_history_stays(
     assert asyncio.run(open_all()) == [None] * len(sealed)
 
     # --- a replay of every topic into fresh services ---------------------------------------------
-    replay_env = {"CONSUMER_GROUP_PREFIX": f"e2e-replay-{uuid4().hex[:8]}.", "BATCH_WAIT_MS": "10"}
+    replay_env = {"CONSUMER_GROUP_PREFIX": group_prefix("e2e-replay"), "BATCH_WAIT_MS": "10"}
     schemas = {name: f"{name}_replay_{uuid4().hex[:6]}" for name in OURS}
+    for name, schema in schemas.items():  # as an operator provisions a service's new schema
+        asyncio.run(provision_schema(name, schema, database))
     replayed = {
         name: ServiceProcess(
             name, {**system[name].env, **replay_env, "SCHEMA_NAME": schemas[name], "RELAY_ENABLED": "false"}, log_dir

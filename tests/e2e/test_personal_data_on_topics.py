@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
@@ -22,14 +22,14 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import TOPIC_PREFIX
+from tests.support.infra import TOPIC_PREFIX, group_prefix
 from tests.support.personal import clear_findings, read_all, sealed_of, session_topics
 from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": f"e2e-scan-{uuid4().hex[:8]}.", "BATCH_WAIT_MS": "10"}
+    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e-scan"), "BATCH_WAIT_MS": "10"}
     system = services(env, log_dir)
     started: list[ServiceProcess] = []
     try:

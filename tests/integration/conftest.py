@@ -5,21 +5,22 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from kernel.db import create_pool, drop_schema, migrate
+from kernel.db import migrate
 from kernel.eventstore import EventStore
-from tests.support.infra import DATABASE_URL, create_topics, unique_name
+from tests.support.infra import KERNEL_TEST_ROLE, create_topics, drop_schemas, service_pool, unique_name
 
 
 @pytest.fixture
 async def schema() -> AsyncIterator[str]:
     name = unique_name("t")
     yield name
-    await drop_schema(DATABASE_URL, name)
+    await drop_schemas(name)
 
 
 @pytest.fixture
 async def pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(DATABASE_URL, schema, 1, 8)
+    """The kernel's tables in `schema`, as a service's role (KERNEL_TEST_ROLE) sees them."""
+    pool = await service_pool(KERNEL_TEST_ROLE, schema, 1, 8)
     await migrate(pool, schema, [])
     yield pool
     await pool.close()

@@ -28,7 +28,6 @@ from contracts.envelope import Envelope
 from contracts.events.base import mask_id_number
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.identity import UserVerified
-from kernel.db import create_pool
 from kernel.personal import PersonKeys, new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import OpenStorage
@@ -47,7 +46,7 @@ from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from tests.support.apps import isolated
 from tests.support.fuzz import Target, problem_of
-from tests.support.infra import DATABASE_URL, unique_name
+from tests.support.infra import service_pool, unique_name
 from tests.support.people import id_number
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
@@ -92,7 +91,7 @@ async def seed_person(schema: str, user_id: UUID) -> None:
         personal=seal(new_data_key(), user_id, {"name": "赵六", "birth_date": "1990-03-07"}),
         verified_at=datetime.now(UTC),
     )  # fmt: skip
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("enrollment", schema, 1, 1)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await enrollment_projections.record_verified(conn, verified, "赵六", date(1990, 3, 7))
@@ -107,7 +106,7 @@ async def seed_case(schema: str) -> UUID:
     submitted = EnrollmentSubmitted.model_validate(
         {**example, "application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat()}
     )
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("review", schema, 1, 1)
     intake = ReviewService(OpenStorage(pool, review.runtime.store), review.app.state.rules)
     try:
         async with pool.acquire() as conn, conn.transaction():

@@ -16,7 +16,7 @@ from kernel.db import Connection
 from kernel.eventstore import EventStore
 from kernel.relay import OutboxRelay
 from tests.support.events import KernelPing
-from tests.support.infra import KAFKA_BOOTSTRAP, read_topic, unique_name
+from tests.support.infra import KAFKA_ADMIN, read_topic, unique_name
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ async def record_effect(conn: Connection, envelope: Envelope) -> None:
 async def run_consumer(
     pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, group: str, until: Callable[[], Awaitable[bool]]
 ) -> None:
-    broker = KafkaBroker(KAFKA_BOOTSTRAP, logger=None)
+    broker = KafkaBroker(KAFKA_ADMIN.bootstrap, security=KAFKA_ADMIN.security(), logger=None)
     consumer = IdempotentConsumer(
         name=group, pool=pool, producer=producer, dlq_topic=topic + ".dlq", handlers={"KernelPing": record_effect}
     )
@@ -64,7 +64,7 @@ async def publish(pool: asyncpg.Pool, store: EventStore, producer: AIOKafkaProdu
 
 
 async def committed(group: str, topic: str) -> int:
-    probe = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    probe = AIOKafkaConsumer(**KAFKA_ADMIN.options(), group_id=group, enable_auto_commit=False)
     await probe.start()
     try:
         parts = [TopicPartition(topic, p) for p in range(3)]
@@ -75,7 +75,7 @@ async def committed(group: str, topic: str) -> int:
 
 async def rewind_group(group: str, topic: str) -> None:
     """A real redelivery: the group's committed offsets go back to the start of the topic."""
-    rewinder = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    rewinder = AIOKafkaConsumer(**KAFKA_ADMIN.options(), group_id=group, enable_auto_commit=False)
     await rewinder.start()
     try:
         parts = [TopicPartition(topic, p) for p in range(3)]

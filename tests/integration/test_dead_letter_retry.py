@@ -16,7 +16,7 @@ from kernel.settings import ServiceSettings
 from ops.flexctl import _clear_dead_lettered
 from ops.kafka_ops import read_dead_letters, retry_dead_letters
 from tests.support.events import KernelPing
-from tests.support.infra import KAFKA_BOOTSTRAP, unique_name
+from tests.support.infra import KAFKA_ADMIN, KERNEL_TEST_ROLE, unique_name
 
 
 async def test_dead_letter_retry_after_the_cause_is_fixed(
@@ -30,10 +30,10 @@ async def test_dead_letter_retry_after_the_cause_is_fixed(
             raise RuntimeError("downstream rule not configured yet")
         await conn.execute("INSERT INTO effects (n) VALUES ($1)", envelope.data["n"])
 
-    producer: AIOKafkaProducer = new_producer(KAFKA_BOOTSTRAP, client_id="test")
+    producer: AIOKafkaProducer = new_producer(KAFKA_ADMIN, client_id="test")
     await producer.start()
     group = unique_name("g")
-    broker = KafkaBroker(KAFKA_BOOTSTRAP, logger=None)
+    broker = KafkaBroker(KAFKA_ADMIN.bootstrap, security=KAFKA_ADMIN.security(), logger=None)
     consumer = IdempotentConsumer(group, pool, producer, topic + ".dlq", {"KernelPing": handler}, max_attempts=2)
     subscribe(broker, consumer, [topic])
     await broker.start()
@@ -43,7 +43,7 @@ async def test_dead_letter_retry_after_the_cause_is_fixed(
         await OutboxRelay(pool, store, producer, topic).drain()
         letters = []
         for _ in range(100):
-            letters = await read_dead_letters(KAFKA_BOOTSTRAP, topic + ".dlq")
+            letters = await read_dead_letters(KAFKA_ADMIN, topic + ".dlq")
             if letters:
                 break
             await asyncio.sleep(0.1)
@@ -51,8 +51,8 @@ async def test_dead_letter_retry_after_the_cause_is_fixed(
         assert "downstream rule not configured yet" in letters[0].headers["dlq.error"]
 
         broken = False  # the operator fixed the cause
-        await _clear_dead_lettered(ServiceSettings(schema_name=schema), letters)
-        assert await retry_dead_letters(KAFKA_BOOTSTRAP, letters) == 1
+        await _clear_dead_lettered(ServiceSettings(service=KERNEL_TEST_ROLE, schema_name=schema), letters)
+        assert await retry_dead_letters(KAFKA_ADMIN, letters) == 1
         for _ in range(100):
             if await pool.fetchval("SELECT count(*) FROM effects"):
                 break

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from contracts.access import owner_of
 from contracts.envelope import Envelope
 from contracts.events import topic_of
 from contracts.events.base import Event, Sealed, mask_id_number
@@ -26,7 +27,6 @@ from contracts.events.payment import PaymentSettled
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from kernel.auth import Principal, Role, issue_token
 from kernel.clock import local_date
-from kernel.db import drop_schema
 from kernel.personal import PersonKeys, clear, seal
 from kernel.relay import new_producer
 from kernel.runtime import ServiceRuntime
@@ -37,7 +37,16 @@ from services.enrollment.app import build
 from services.enrollment.handlers import EnrollmentHandlers
 from services.enrollment.settings import EnrollmentSettings
 from tests.support.identity import RunningIdentity, running_identity
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_ADMIN,
+    KAFKA_BOOTSTRAP,
+    drop_schemas,
+    group_prefix,
+    provision_schema,
+    topic,
+    unique_name,
+)
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -61,10 +70,13 @@ class Enrollment:
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, event: Event, stream_id: str, causation: str | None = None) -> Envelope:
+        contract_topic = topic_of(event.event_type)
+        producer = owner_of(contract_topic)  # consumers refuse any other (kernel.consumer)
+        assert producer is not None
         envelope = Envelope.wrap(
-            event, stream_id=stream_id, stream_version=1, producer="test", correlation_id="c", causation_id=causation
+            event, stream_id=stream_id, stream_version=1, producer=producer, correlation_id="c", causation_id=causation
         )
-        where = topic(topic_of(event.event_type))
+        where = topic(contract_topic)
         await self.producer.send_and_wait(
             where, envelope.to_json(), key=envelope.kafka_key(), headers=envelope.kafka_headers()
         )
@@ -77,16 +89,17 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
         database_url=DATABASE_URL,
         kafka_bootstrap=KAFKA_BOOTSTRAP,
         schema_name=unique_name("enr"),
-        consumer_group_prefix=unique_name("t") + ".",
+        consumer_group_prefix=group_prefix(),
         enrollment_blob_root=tmp_path / "blobs",
         enrollment_document_max_bytes=MAX_BYTES,
         batch_wait_ms=5,
     )
+    await provision_schema("enrollment", settings.db_schema)
     async with running_identity() as identity:
         keys = identity.keys("enrollment")
         app, runtime = build(settings, keys=keys)
         await runtime.start()
-        producer = new_producer(KAFKA_BOOTSTRAP, client_id="enrollment-test")
+        producer = new_producer(KAFKA_ADMIN, client_id="enrollment-test")
         await producer.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://enrollment")
         try:
@@ -95,7 +108,7 @@ async def enrollment(tmp_path: Path) -> AsyncIterator[Enrollment]:
             await http.aclose()
             await producer.stop()
             await runtime.stop()
-            await drop_schema(DATABASE_URL, settings.db_schema)
+            await drop_schemas(settings.db_schema)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 40) -> None:

@@ -16,12 +16,12 @@ import pytest
 from contracts.envelope import Envelope
 from contracts.events import topic_of
 from kernel.consumer import IdempotentConsumer
-from kernel.db import create_pool, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from kernel.runtime import Subscription
 from services.enrollment import projections
 from services.enrollment.status import fold
 from tests.support.apps import enrollment_handlers
-from tests.support.infra import DATABASE_URL, topic
+from tests.support.infra import service_pool, topic
 from tests.support.journey import journey
 
 
@@ -39,7 +39,7 @@ class FakeRecord:
 
 @pytest.fixture
 async def enrollment_pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(DATABASE_URL, schema, 1, 4)
+    pool = await service_pool("enrollment", schema, 1, 4)
     await migrate(pool, schema, migrations_from("services.enrollment"))
     yield pool
     await pool.close()

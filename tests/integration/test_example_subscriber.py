@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaProducer
 
+from contracts.access import SUBSCRIBER, SUBSCRIBER_GROUP_PREFIX
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import EnrollmentSubmitted, EnrollmentSubmittedV1
@@ -18,7 +19,7 @@ from contracts.example_subscriber import DistrictStats, build
 from contracts.topics import ENROLLMENT_EVENTS, PAYMENT_EVENTS, REVIEW_EVENTS
 from kernel.personal import new_data_key, seal
 from kernel.relay import new_producer
-from tests.support.infra import KAFKA_BOOTSTRAP, create_topics, unique_name
+from tests.support.infra import KAFKA_ADMIN, TOPIC_PREFIX, allow_topics, create_topics, principal, unique_name
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
@@ -64,6 +65,7 @@ async def send(producer: AIOKafkaProducer, where: str, e: Envelope) -> None:
 async def test_counts_each_approval_once_per_district_whatever_the_order(tmp_path: Path) -> None:
     prefix = unique_name("example") + "."  # topics of its own: the counts below are exact
     await create_topics([prefix + t for t in (ENROLLMENT_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS)])
+    allow_topics(prefix)
     application_id, applicant_id = uuid4(), uuid4()
     sub = envelope(submitted(application_id, applicant_id, "320481"), f"application-{application_id}", "enrollment")
     decided = envelope(approved(application_id, applicant_id), f"case-{application_id}", "review")
@@ -74,7 +76,7 @@ async def test_counts_each_approval_once_per_district_whatever_the_order(tmp_pat
     old_decided = envelope(approved(old_application, old_applicant), f"case-{old_application}", "review")
     assert old_sub.schema_version == 1 and sub.schema_version == 2
     unknown = Envelope(**{**decided.model_dump(), "event_id": uuid4(), "event_type": "SomethingNew"})
-    producer = new_producer(KAFKA_BOOTSTRAP, client_id="test-example")
+    producer = new_producer(KAFKA_ADMIN, client_id="test-example")
     await producer.start()
     try:
         await send(producer, prefix + REVIEW_EVENTS, decided)  # the decision first: topics interleave
@@ -87,7 +89,10 @@ async def test_counts_each_approval_once_per_district_whatever_the_order(tmp_pat
         await producer.stop()
 
     state = tmp_path / "stats.json"
-    app, stats = build(KAFKA_BOOTSTRAP, unique_name("example"), state, prefix)
+    # as its own read-only principal, in a group of its own (the session's groups: tests/conftest.py)
+    subscriber = principal(SUBSCRIBER)
+    group = f"{TOPIC_PREFIX}{SUBSCRIBER_GROUP_PREFIX}{unique_name('example')}"
+    app, stats = build(subscriber.bootstrap, subscriber.security(), group, state, prefix)
     await app.broker.start()  # type: ignore[union-attr]
     try:
         for _ in range(300):

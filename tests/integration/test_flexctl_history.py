@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from kernel.relay import new_producer
 from ops import flexctl
-from tests.support.infra import KAFKA_BOOTSTRAP
+from tests.support.infra import KAFKA_ADMIN
 from tests.support.journey import PHONE, Journey, small_journey
 from tests.support.kafka import publish
 
@@ -27,7 +27,7 @@ def published_journey() -> Journey:
     j = small_journey()
 
     async def send() -> None:
-        producer = new_producer(KAFKA_BOOTSTRAP, client_id="test-flexctl-history")
+        producer = new_producer(KAFKA_ADMIN, client_id="test-flexctl-history")
         await producer.start()
         try:
             await publish(producer, j.envelopes)

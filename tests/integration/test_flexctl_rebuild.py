@@ -27,14 +27,24 @@ from contracts.events import topic_of
 from contracts.events.payment import PaymentSettled
 from contracts.topics import dlq_topic
 from kernel.consumer import IdempotentConsumer
-from kernel.db import create_pool, drop_schema, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from ops import flexctl
 from ops.kafka_ops import partitions_of
 from ops.rebuild import StatusRebuild
 from services.enrollment import projections, rebuild
 from services.enrollment.status import fold
 from tests.support.apps import enrollment_handlers
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, TOPIC_PREFIX, topic, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_ADMIN,
+    TOPIC_PREFIX,
+    connect_as,
+    drop_schemas,
+    role_password,
+    service_pool,
+    topic,
+    unique_name,
+)
 from tests.support.journey import START, Journey, small_journey
 from tests.support.kafka import publish
 
@@ -74,9 +84,9 @@ class LivePath:
     async def start(cls, pool: asyncpg.Pool, producer: AIOKafkaProducer, schema: str) -> "LivePath":
         subscriptions = enrollment_handlers(schema, Path(tempfile.gettempdir())).subscriptions()
         status = next(s for s in subscriptions if s.purpose == "status")
-        reader = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+        reader = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
         await reader.start()
-        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic(name) for name in status.topics], wait_seconds=5)
+        parts = await partitions_of(KAFKA_ADMIN, [topic(name) for name in status.topics], wait_seconds=5)
         reader.assign(parts)
         consumer = IdempotentConsumer(
             name=unique_name("t.enrollment.status"),
@@ -107,7 +117,7 @@ class LivePath:
 
 @pytest.fixture
 async def enrollment_pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(DATABASE_URL, schema, 1, 4)
+    pool = await service_pool("enrollment", schema, 1, 4)
     await migrate(pool, schema, migrations_from("services.enrollment"))
     yield pool
     await pool.close()
@@ -154,7 +164,13 @@ async def test_the_rebuild_gives_the_live_view_keeps_late_facts_and_switches(
         live_view["facts"] = await projections.facts_of(enrollment_pool, app)
 
     report = await StatusRebuild(
-        DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, before_switch=between_read_and_switch
+        DATABASE_URL,
+        schema,
+        KAFKA_ADMIN,
+        topic_prefix=TOPIC_PREFIX,
+        before_switch=between_read_and_switch,
+        user="enrollment",
+        password=role_password("enrollment"),
     ).run()
 
     rebuilt = await projections.facts_of(enrollment_pool, app)
@@ -196,7 +212,13 @@ async def test_a_writer_held_off_by_the_switch_writes_into_the_new_table(
             raise AssertionError("the writer was not held off")
 
         report = await StatusRebuild(
-            DATABASE_URL, schema, KAFKA_BOOTSTRAP, topic_prefix=TOPIC_PREFIX, while_locked=while_locked
+            DATABASE_URL,
+            schema,
+            KAFKA_ADMIN,
+            topic_prefix=TOPIC_PREFIX,
+            while_locked=while_locked,
+            user="enrollment",
+            password=role_password("enrollment"),
         ).run()
         await asyncio.wait_for(pending[0], 10)
     assert report.carried_over == 1  # `first`; `second` was not written yet
@@ -210,14 +232,14 @@ def test_the_command_keeps_the_old_table_when_asked_and_then_refuses_to_overwrit
     schema = unique_name("t")
 
     async def prepare() -> None:
-        pool = await create_pool(DATABASE_URL, schema, 1, 1)
+        pool = await service_pool("enrollment", schema, 1, 1)
         try:
             await migrate(pool, schema, migrations_from("services.enrollment"))
         finally:
             await pool.close()
 
     async def leftovers() -> list[str]:
-        conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
+        conn = await connect_as("enrollment", schema)
         try:
             names = ("status_facts", "status_facts_old", "status_facts_rebuild")
             return [n for n in names if await conn.fetchval("SELECT to_regclass($1)", n)]
@@ -239,4 +261,4 @@ def test_the_command_keeps_the_old_table_when_asked_and_then_refuses_to_overwrit
         missing = runner.invoke(flexctl.app, ["projection", "rebuild", "enrollment-status", "--schema", "no_such"])
         assert missing.exit_code == 1 and "wrong --schema" in missing.output
     finally:
-        asyncio.run(drop_schema(DATABASE_URL, schema))
+        asyncio.run(drop_schemas(schema))

@@ -4,30 +4,30 @@ logs in with the agency in their token; city-level reviewers and operators witho
 import asyncio
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from kernel.db import create_pool, drop_schema
 from kernel.eventstore import EventStore
 from kernel.runtime import OpenStorage
 from ops import flexctl
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
-from tests.support.infra import DATABASE_URL, unique_name
+from tests.support.infra import DATABASE_URL, connect_as, drop_schemas, provision_schema, service_pool, unique_name
 
 PASSWORD = "s3cret-pass"
 
 
 @pytest.fixture
 def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """flexctl reads IdentitySettings from the environment: point it at a schema of its own."""
+    """flexctl reads IdentitySettings from the environment: point it at a schema of its own,
+    provisioned for identity's role as `make up` provisions identity's."""
     name = unique_name("t_flexctl")
+    asyncio.run(provision_schema("identity", name))
     monkeypatch.setenv("SCHEMA_NAME", name)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
     monkeypatch.setattr(flexctl.console, "width", 250)
     yield name
-    asyncio.run(drop_schema(DATABASE_URL, name))
+    asyncio.run(drop_schemas(name))
 
 
 def add(*args: str) -> tuple[int, str]:
@@ -37,7 +37,7 @@ def add(*args: str) -> tuple[int, str]:
 
 async def agency_and_login(schema: str, phone: str) -> tuple[str | None, str | None]:
     """The stored agency, and the agency of the principal that logging in gives (what the token carries)."""
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("identity", schema, 1, 1)
     try:
         stored = await pool.fetchval("SELECT agency_code FROM credentials WHERE phone = $1", f"+86{phone}")
         service = IdentityService.from_settings(OpenStorage(pool, EventStore("identity", schema)), IdentitySettings())
@@ -48,7 +48,7 @@ async def agency_and_login(schema: str, phone: str) -> tuple[str | None, str | N
 
 
 async def accounts(schema: str) -> int:
-    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
+    conn = await connect_as("identity", schema)
     try:
         return int(await conn.fetchval("SELECT count(*) FROM credentials"))
     finally:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from contracts.envelope import Envelope
 from contracts.events.identity import PersonErased, UserRegistered, UserVerified
 from contracts.upcasting import decode
-from kernel.db import create_pool, drop_schema, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore
 from kernel.problems import NotFound
 from kernel.runtime import OpenStorage
@@ -22,7 +22,16 @@ from ops import flexctl
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from tests.support.identity import PASSWORD, RunningIdentity, running_identity, unique_phone
-from tests.support.infra import DATABASE_URL, read_topic, topic, topic_size, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    drop_schemas,
+    provision_schema,
+    read_topic,
+    service_pool,
+    topic,
+    topic_size,
+    unique_name,
+)
 
 
 @pytest.fixture
@@ -125,15 +134,16 @@ async def test_an_erased_person_cannot_be_verified_any_more(identity: RunningIde
 def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """flexctl reads IdentitySettings from the environment: point it at a schema of its own."""
     name = unique_name("t_flexctl")
+    asyncio.run(provision_schema("identity", name))  # as `make up` provisions identity's
     monkeypatch.setenv("SCHEMA_NAME", name)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
     monkeypatch.setattr(flexctl.console, "width", 250)
     yield name
-    asyncio.run(drop_schema(DATABASE_URL, name))
+    asyncio.run(drop_schemas(name))
 
 
 async def _in_schema(schema: str, action: str, user_id: UUID | None = None) -> object:
-    pool = await create_pool(DATABASE_URL, schema, 1, 1)
+    pool = await service_pool("identity", schema, 1, 1)
     try:
         await migrate(pool, schema, migrations_from("services.identity"))
         service = IdentityService.from_settings(OpenStorage(pool, EventStore("identity", schema)), IdentitySettings())

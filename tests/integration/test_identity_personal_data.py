@@ -20,14 +20,13 @@ from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered, UserVerified
 from contracts.upcasting import decode
 from kernel.auth import Principal, issue_token
-from kernel.db import create_pool
 from kernel.eventstore import EventStore
 from kernel.problems import Conflict
 from kernel.runtime import OpenStorage
 from kernel.settings import local_secret
 from services.identity.service import IdentityService
 from tests.support.identity import PASSWORD, RunningIdentity, running_identity, unique_phone
-from tests.support.infra import DATABASE_URL, read_topic, topic, topic_size
+from tests.support.infra import read_topic, service_pool, topic, topic_size
 from tests.support.people import id_number
 
 
@@ -237,7 +236,7 @@ class Statements:
 @pytest.fixture
 async def watched(identity: RunningIdentity) -> AsyncIterator[tuple[IdentityService, Statements]]:
     """identity's service on a one-connection pool of its schema, every statement recorded."""
-    pool = await create_pool(DATABASE_URL, identity.settings.db_schema, 1, 1)
+    pool = await service_pool("identity", identity.settings.db_schema, 1, 1)
     statements = Statements()
     async with pool.acquire() as conn:
         conn.add_query_logger(statements)  # stays on the pool's only connection

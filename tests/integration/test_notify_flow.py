@@ -22,7 +22,7 @@ from contracts.envelope import Envelope
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.auth import Principal, issue_token
 from kernel.clock import utc_now
-from kernel.db import create_pool, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore
 from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime, StoreOnly
@@ -35,7 +35,13 @@ from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from services.notify.templates import load_templates
 from tests.support.identity import RunningIdentity, running_identity
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import (
+    KAFKA_ADMIN,
+    group_prefix,
+    provision_schema,
+    service_pool,
+    topic,
+)
 
 REASON = "身份证反面照片模糊，请重新上传。"
 
@@ -63,10 +69,10 @@ class Notify:
 async def end_offsets(topics: list[str], group: str | None = None) -> dict[TopicPartition, int]:
     """The topics' current ends; with a group, also committed as that group's start, so that a
     fresh test group skips the shared topics' history (other tests' decisions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = await partitions_of(KAFKA_BOOTSTRAP, topics, wait_seconds=5)
+        parts = await partitions_of(KAFKA_ADMIN, topics, wait_seconds=5)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         if group is not None:
             consumer.assign(parts)
@@ -83,7 +89,7 @@ async def notify_events(
     (its event store holds them: a notify started by `make up` also reads the shared review.events
     and publishes its own SmsSent for the same sms_id): read until none has come for `quiet`
     seconds (at least one each), so that a duplicate would be seen too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
@@ -136,12 +142,13 @@ async def start_notify(schema: str, identity: RunningIdentity) -> AsyncIterator[
 
     async def start(clock: Callable[[], datetime] = utc_now) -> Notify:
         settings = NotifySettings(
-            schema_name=schema, consumer_group_prefix=unique_name("it") + ".", notify_sender_poll_seconds=0.1
+            schema_name=schema, consumer_group_prefix=group_prefix("it"), notify_sender_poll_seconds=0.1
         )
         await end_offsets(
             [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
         )
         app, runtime = build(settings, clock, keys=keys)
+        await provision_schema("notify", schema)
         await runtime.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
         started.append(Notify(settings, runtime, http, identity, keys))
@@ -323,7 +330,7 @@ async def test_a_sender_that_died_mid_send_is_resolved_by_lookup(
     user_id, number = await person(identity)
     decision = decided(user_id)
     sms_id = sms_id_for(decision.event_id)
-    pool = await create_pool(DATABASE_URL, schema, 1, 2)
+    pool = await service_pool("notify", schema, 1, 2)
     try:
         await migrate(pool, schema, migrations_from("services.notify"))
         service = NotifyService(StoreOnly(EventStore("notify", schema)), templates)

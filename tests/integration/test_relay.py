@@ -15,13 +15,13 @@ from aiokafka import AIOKafkaProducer
 from kernel.eventstore import EventStore
 from kernel.relay import OutboxRelay, new_producer
 from tests.support.events import KernelPing
-from tests.support.infra import KAFKA_BOOTSTRAP, read_topic, topic_size
+from tests.support.infra import KAFKA_ADMIN, read_topic, topic_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _producer() -> AIOKafkaProducer:
-    producer = new_producer(KAFKA_BOOTSTRAP, client_id="test")
+    producer = new_producer(KAFKA_ADMIN, client_id="test")
     await producer.start()
     return producer
 

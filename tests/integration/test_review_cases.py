@@ -29,7 +29,14 @@ from services.review.app import build
 from services.review.handlers import ReviewHandlers
 from services.review.settings import ReviewSettings
 from tests.support.identity import RunningIdentity, running_identity
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, topic, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_ADMIN,
+    KAFKA_BOOTSTRAP,
+    group_prefix,
+    provision_schema,
+    topic,
+)
 
 SECRET = ReviewSettings().jwt_secret.get_secret_value()
 
@@ -52,12 +59,13 @@ class Review:
 async def review(schema: str) -> AsyncIterator[Review]:
     settings = ReviewSettings(
         schema_name=schema,
-        consumer_group_prefix=f"{unique_name('it')}.",
+        consumer_group_prefix=group_prefix("it"),
         database_url=DATABASE_URL,
         kafka_bootstrap=KAFKA_BOOTSTRAP,
         review_metrics_refresh_seconds=0.2,
         review_enrollment_url="https://enrol.example",
     )
+    await provision_schema("review", schema)
     async with running_identity() as identity:
         keys = identity.keys("review")
         app, runtime = build(settings, keys=keys)
@@ -127,10 +135,10 @@ async def cases_of(review: Review, application_id: str) -> list[dict[str, Any]]:
 
 
 async def end_offsets(topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options())
     await consumer.start()
     try:
-        parts = await partitions_of(KAFKA_BOOTSTRAP, [topic], wait_seconds=5)
+        parts = await partitions_of(KAFKA_ADMIN, [topic], wait_seconds=5)
         return dict(await consumer.end_offsets(parts))
     finally:
         await consumer.stop()
@@ -138,7 +146,7 @@ async def end_offsets(topic: str) -> dict[TopicPartition, int]:
 
 async def find_published(start: dict[TopicPartition, int], matches: Callable[[Any], bool]) -> Any:
     """The first record after `start` whose JSON value `matches` (30 s at most)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(start))

@@ -15,16 +15,26 @@ from services.enrollment.blobs import LocalFolderBlobStore
 from services.enrollment.handlers import EnrollmentHandlers
 from services.enrollment.service import EnrollmentService
 from services.enrollment.settings import EnrollmentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, drop_schemas, unique_name
+from tests.support.infra import (
+    DATABASE_URL,
+    KAFKA_BOOTSTRAP,
+    drop_schemas,
+    group_prefix,
+    provision_schema_now,
+    unique_name,
+)
 
 
 def isolated(service: str) -> dict[str, str]:
-    """Settings values that give a test its own schema and consumer groups."""
+    """Settings values that give a test its own schema (provisioned for the service's role, which
+    the service then connects as) and its own consumer groups."""
+    schema = unique_name(f"t_{service}")
+    provision_schema_now(service, schema)
     return {
         "database_url": DATABASE_URL,
         "kafka_bootstrap": KAFKA_BOOTSTRAP,
-        "schema_name": unique_name(f"t_{service}"),
-        "consumer_group_prefix": unique_name("t") + ".",
+        "schema_name": schema,
+        "consumer_group_prefix": group_prefix(),
     }
 
 

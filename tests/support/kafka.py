@@ -9,13 +9,13 @@ from aiokafka import AIOKafkaProducer
 from contracts.envelope import Envelope
 from contracts.events import topic_of
 from kernel.relay import new_producer
-from tests.support.infra import KAFKA_BOOTSTRAP, topic
+from tests.support.infra import KAFKA_ADMIN, topic
 
 
 @pytest.fixture
 async def producer() -> AsyncIterator[AIOKafkaProducer]:
     """A started producer configured as the services' own (kernel.relay), stopped after the test."""
-    p = new_producer(KAFKA_BOOTSTRAP, client_id="test")
+    p = new_producer(KAFKA_ADMIN, client_id="test")
     await p.start()
     yield p
     await p.stop()

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.events.base import Sealed
 from ops.kafka_ops import partitions_of
-from tests.support.infra import KAFKA_BOOTSTRAP
+from tests.support.infra import KAFKA_ADMIN
 
 # A full mainland mobile number (national or +86 form) and an 18-character resident ID number,
 # not inside a longer run of letters or digits (UUIDs and base64 have those).
@@ -45,7 +45,7 @@ class Message:
 
 async def session_topics(prefix: str) -> list[str]:
     """Every event and dead-letter topic under `prefix` (the session's own, and those its tests made under it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN.options())
     await admin.start()
     try:
         names = await admin.list_topics()
@@ -57,10 +57,10 @@ async def session_topics(prefix: str) -> list[str]:
 async def read_all(topics: Iterable[str]) -> list[Message]:
     """Every record of `topics`, from the beginning to their current end."""
     wanted = list(topics)
-    parts = await partitions_of(KAFKA_BOOTSTRAP, wanted, wait_seconds=5) if wanted else []
+    parts = await partitions_of(KAFKA_ADMIN, wanted, wait_seconds=5) if wanted else []
     if not parts:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(parts)

@@ -6,15 +6,14 @@ usage: python -m tests.support.relay_process SCHEMA TOPIC BATCH_MAX
 import asyncio
 import sys
 
-from kernel.db import create_pool
 from kernel.eventstore import EventStore
 from kernel.relay import OutboxRelay, new_producer
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP
+from tests.support.infra import KAFKA_ADMIN, KERNEL_TEST_ROLE, service_pool
 
 
 async def main(schema: str, topic: str, batch_max: int) -> None:
-    pool = await create_pool(DATABASE_URL, schema, 1, 4)
-    producer = new_producer(KAFKA_BOOTSTRAP, client_id="relay-test")
+    pool = await service_pool(KERNEL_TEST_ROLE, schema, 1, 4)
+    producer = new_producer(KAFKA_ADMIN, client_id="relay-test")
     await producer.start()
     relay = OutboxRelay(pool, EventStore("testsvc", schema), producer, topic, batch_max=batch_max)
     await relay.run()
