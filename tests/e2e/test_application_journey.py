@@ -18,27 +18,18 @@ from tests.support.applicant import (
     Person,
     decide,
     pending_case,
-    services,
+    running_system,
     sms_for,
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import group_prefix
 from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e"), "BATCH_WAIT_MS": "10"}
-    system = services(env, log_dir)
-    started: list[ServiceProcess] = []
-    try:
-        for service in system.values():
-            started.append(service.start())
+    with running_system(e2e_env, log_dir, "e2e") as system:
         yield system
-    finally:
-        for service in started:
-            service.stop()
 
 
 def test_apply_review_approve_sms_status_and_registration_form(system: dict[str, ServiceProcess]) -> None:

@@ -28,7 +28,7 @@ from tests.support.applicant import (
     decide,
     eventually,
     pending_case,
-    services,
+    running_system,
     sms_for,
     staff,
     upload_changzhou_documents,
@@ -56,16 +56,8 @@ def rare_name() -> str:
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e-erase"), "BATCH_WAIT_MS": "10"}
-    system = services(env, log_dir)
-    started: list[ServiceProcess] = []
-    try:
-        for service in system.values():
-            started.append(service.start())
+    with running_system(e2e_env, log_dir, "e2e-erase") as system:
         yield system
-    finally:
-        for service in started:
-            service.stop()
 
 
 def flexctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

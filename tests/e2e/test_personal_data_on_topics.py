@@ -17,28 +17,20 @@ from tests.support.applicant import (
     Person,
     decide,
     pending_case,
-    services,
+    running_system,
     sms_for,
     staff,
     upload_changzhou_documents,
 )
-from tests.support.infra import TOPIC_PREFIX, group_prefix
+from tests.support.infra import TOPIC_PREFIX
 from tests.support.personal import clear_findings, read_all, sealed_of, session_topics
 from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 def system(e2e_env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix("e2e-scan"), "BATCH_WAIT_MS": "10"}
-    system = services(env, log_dir)
-    started: list[ServiceProcess] = []
-    try:
-        for service in system.values():
-            started.append(service.start())
+    with running_system(e2e_env, log_dir, "e2e-scan") as system:
         yield system
-    finally:
-        for service in started:
-            service.stop()
 
 
 def journey(system: dict[str, ServiceProcess]) -> Person:

@@ -4,7 +4,8 @@ staff accounts), as the end-to-end tests drive the application journey of the gu
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from uuid import uuid4
 
 import httpx
 
+from tests.support.infra import group_prefix
 from tests.support.people import id_number
 from tests.support.processes import ROOT, ServiceProcess
 
@@ -132,6 +134,21 @@ def services(env: dict[str, str], log_dir: Path, names: tuple[str, ...] = SERVIC
     identity = ServiceProcess("identity", env, log_dir)
     with_identity = {**env, "IDENTITY_URL": identity.url}
     return {name: identity if name == "identity" else ServiceProcess(name, with_identity, log_dir) for name in names}
+
+
+@contextmanager
+def running_system(e2e_env: dict[str, str], log_dir: Path, label: str) -> Iterator[dict[str, ServiceProcess]]:
+    """The services started as processes on consumer groups of their own (`label`), stopped after."""
+    env = {**e2e_env, "CONSUMER_GROUP_PREFIX": group_prefix(label), "BATCH_WAIT_MS": "10"}
+    system = services(env, log_dir)
+    started: list[ServiceProcess] = []
+    try:
+        for service in system.values():
+            started.append(service.start())
+        yield system
+    finally:
+        for service in started:
+            service.stop()
 
 
 def login(identity: httpx.Client, phone: str) -> str:
