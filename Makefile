@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Services that `make up` starts; extend as they appear, e.g. make up SERVICES="identity enrollment".
-SERVICES ?= identity enrollment review notify
+SERVICES ?= identity enrollment review payment notify
 PGPORT ?= 55432
 KAFKA_PORT ?= 19092
 # What the services and tests connect to: the environment wins, else the local servers. The

@@ -27,11 +27,12 @@ SUBSCRIBES: Final[Mapping[str, tuple[str, ...]]] = {
     "enrollment": (IDENTITY_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS, NOTIFY_EVENTS),
     # submissions (enrollment), and erasures (identity's PersonErased) to blank the applicant's data.
     "review": (IDENTITY_EVENTS, ENROLLMENT_EVENTS),
-    # bills follow approvals (a later issue builds the consumer; the right to read is granted now),
-    # and erasures (PersonErased) reach it like every service that keeps personal data.
-    "payment": (IDENTITY_EVENTS, REVIEW_EVENTS),
-    # recipients (identity) and decisions to tell them about (review).
-    "notify": (IDENTITY_EVENTS, REVIEW_EVENTS),
+    # submissions (their tiers) and approvals (enrollment), which open contribution accounts. It
+    # keeps no personal data (ids, tiers and amounts only), so it needs no PersonErased.
+    "payment": (ENROLLMENT_EVENTS,),
+    # recipients (identity), decisions to tell them about (review), and settlements to send a
+    # receipt for, with their bills' months (payment).
+    "notify": (IDENTITY_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS),
 }
 
 # The principal of downstream readers such as contracts/example_subscriber.py: read-only, every

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from contracts.envelope import Envelope
 from contracts.topics import SERVICES, dlq_topic, events_topic
+from kernel.clock import utc_now
 from kernel.consumer import forget_dead_letters
 from kernel.db import SchemaMissing, create_pool, migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
@@ -31,6 +32,10 @@ from ops.rebuild import RebuildRefused, StatusRebuild
 from services.enrollment.settings import EnrollmentSettings
 from services.identity.service import Erasure, IdentityService
 from services.identity.settings import IdentitySettings
+from services.payment.app import load_rules as payment_rules
+from services.payment.domain import Month
+from services.payment.service import IssueReport, PaymentService
+from services.payment.settings import PaymentSettings
 
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
 
@@ -40,11 +45,13 @@ dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", n
 projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
 person = typer.Typer(help="People's personal data (docs/personal-data.md).", no_args_is_help=True)
 db = typer.Typer(help="The services' database roles and schemas.", no_args_is_help=True)
+payment = typer.Typer(help="Contribution accounts and bills (services/payment/README.md).", no_args_is_help=True)
 app.add_typer(db, name="db")
 app.add_typer(staff, name="staff")
 app.add_typer(person, name="person")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
+app.add_typer(payment, name="payment")
 console = Console()
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
 
@@ -297,6 +304,41 @@ def republish(
         f"{queued} event(s) queued for {settings.topic(events_topic(service))}"
         + (f", {sent} published" if drain else "")
     )
+
+
+async def _issue_bills(month: str | None) -> IssueReport:
+    settings = PaymentSettings()
+    rules = payment_rules(settings)  # the tariffs as the service reads them: a broken file stops here
+    period = Month.parse(month) if month is not None else Month.at(utc_now())
+    pool = await _pool(settings)
+    try:
+        await migrate(pool, settings.db_schema, migrations_from("services.payment"))
+        service = PaymentService(OpenStorage(pool, EventStore(settings.service, settings.db_schema)), rules)
+        return await service.issue_bills(period)
+    finally:
+        await pool.close()
+
+
+@payment.command("issue-bills")
+def issue_bills(
+    month: Annotated[
+        str | None, typer.Option(help="the contribution month YYYY-MM (default: this month in Changzhou)")
+    ] = None,
+) -> None:
+    """Issue the month's bills (BillIssued) for every account opened by then, and any earlier month of
+    theirs not billed yet. Safe to run twice and resumable: a month billed is never billed again, and
+    each account is billed in a transaction of its own. A month whose year has no tariff file is
+    refused (tariff_missing) before anything is billed."""
+    try:
+        report = asyncio.run(_issue_bills(month))
+    except Problem as problem:
+        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
+        raise typer.Exit(1) from problem
+    table = Table("", "count", title=f"bills of {report.period}", title_justify="left")
+    table.add_row("accounts visited", str(report.accounts))
+    table.add_row("bills issued now", str(report.bills_issued))
+    table.add_row("amount issued now (fen)", str(report.amount_fen))
+    console.print(table)
 
 
 class ProjectionName(enum.StrEnum):

@@ -49,8 +49,8 @@ def build(
     runtime.background = [run_sender]
     app = runtime.create_app(
         "flexenroll notify",
-        "Text messages to applicants (审核通过 / 审核不通过), exactly once per review decision; "
-        "the SMS log for operators.",
+        "Text messages to applicants (审核通过 / 审核不通过), exactly once per review decision, and "
+        "to insured persons (a receipt), exactly once per payment settlement; the SMS log for operators.",
     )
     app.state.notify = service
     app.include_router(router)

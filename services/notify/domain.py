@@ -1,5 +1,5 @@
-"""Pure decisions about text messages: which SMS a decision calls for, whether it is too old to
-text, and which event records its fate (no I/O; times come in as arguments). What an attempt's
+"""Pure decisions about text messages: which SMS a decision or a settlement calls for, whether it
+is too old to text, and which event records its fate (no I/O; times come in as arguments). What an attempt's
 outcome means is kernel.effects' business, the same for every outbound effect."""
 
 from dataclasses import dataclass
@@ -9,9 +9,10 @@ from uuid import UUID, uuid5
 
 from contracts.events.base import Event, mask_phone
 from contracts.events.notify import SmsFailed, SmsSent
+from contracts.events.payment import Channel, PaymentSettled
 from contracts.events.review import ReviewDecided
 from kernel.clock import local_date
-from services.notify.templates import Templates, join_reasons
+from services.notify.templates import RECEIPT_TEMPLATE, Templates, join_reasons
 
 # Fixed namespace: the same cause always yields the same sms_id, on every replay and instance.
 SMS_NAMESPACE = UUID("6f1d2c1e-6a0b-5f7e-9c55-4e0f1b9d3a27")
@@ -37,15 +38,20 @@ def sms_id_for(cause_event_id: UUID) -> UUID:
 
 @dataclass(frozen=True)
 class SmsIntent:
+    """One message to record. `decided_at` is when its cause happened (a decision's `decided_at`,
+    a settlement's `settled_at`): the replay guard's age. A message is unique per cause and per
+    what it reports (`case_id` of a decision, `payment_id` of a settlement)."""
+
     sms_id: UUID
     cause_event_id: UUID
-    case_id: UUID
-    application_id: UUID
+    case_id: UUID | None
+    application_id: UUID | None
     recipient_id: UUID
     template: str
     params: dict[str, str]
     text: str
     decided_at: datetime
+    payment_id: UUID | None = None
 
 
 def intent_for_decision(cause_event_id: UUID, decided: ReviewDecided, templates: Templates) -> SmsIntent:
@@ -64,6 +70,56 @@ def intent_for_decision(cause_event_id: UUID, decided: ReviewDecided, templates:
         params=params,
         text=templates.render(template, params),
         decided_at=decided.decided_at,
+    )
+
+
+# --- payment receipts (issue 8, "Downstream": one receipt SMS per settlement) -----------------
+
+# How the receipt names the channel (guide 二、缴费方式).
+CHANNEL_NAMES: dict[Channel, str] = {
+    "wechat": "微信",
+    "alipay": "支付宝",
+    "unionpay_pos": "银联POS",
+    "bank_counter": "银行柜面",
+    "bank_withholding": "银行卡代扣",
+}
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as yuan with exactly two decimals, by integer arithmetic only (12345 -> "123.45"):
+    money is integer fen everywhere, and a float would misprint some amounts."""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
+
+
+def period_text(period: str) -> str:
+    """A bill period `YYYY-MM` as the receipt says it: `YYYY年MM月`."""
+    year, month = period.split("-")
+    return f"{year}年{month}月"
+
+
+def intent_for_settlement(
+    cause_event_id: UUID, settled: PaymentSettled, period: str, templates: Templates
+) -> SmsIntent:
+    """The receipt to the insured person (also when someone else paid: 代人缴费): month, amount,
+    channel, and the help line for payment questions (guide Q8, 96888732, in the template).
+    `period` is the bill's (`BillIssued.period`): the settlement does not carry it."""
+    params = {
+        "period": period_text(period),
+        "amount": yuan(settled.amount_fen),
+        "channel": CHANNEL_NAMES[settled.channel],
+    }
+    return SmsIntent(
+        sms_id=sms_id_for(cause_event_id),
+        cause_event_id=cause_event_id,
+        case_id=None,
+        application_id=None,
+        recipient_id=settled.insured_person_id,
+        template=RECEIPT_TEMPLATE,
+        params=params,
+        text=templates.render(RECEIPT_TEMPLATE, params),
+        decided_at=settled.settled_at,
+        payment_id=settled.payment_id,
     )
 
 
@@ -89,12 +145,19 @@ def is_stale(decided_at: datetime, now: datetime, max_age: timedelta) -> bool:
     return decided_at < stale_before(now, max_age)
 
 
-def stale_note(max_age: timedelta, when: Literal["first_seen", "recipient_known"]) -> str:
+Cause = Literal["decision", "settlement"]
+
+
+def stale_note(max_age: timedelta, when: Literal["first_seen", "recipient_known"], cause: Cause = "decision") -> str:
     """The log's `last_error` of a skipped message (no personal data)."""
     hours = f"{max_age / timedelta(hours=1):g}"
     if when == "first_seen":
-        return f"stale_decision: decision older than {hours} h when first seen: not texted (replay guard)"
-    return f"stale_decision: decision older than {hours} h when the phone became known: not texted late"
+        return f"stale_{cause}: {cause} older than {hours} h when first seen: not texted (replay guard)"
+    return f"stale_{cause}: {cause} older than {hours} h when the phone became known: not texted late"
+
+
+def cause_of(intent: SmsIntent) -> Cause:
+    return "settlement" if intent.payment_id is not None else "decision"
 
 
 @dataclass(frozen=True)

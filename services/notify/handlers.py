@@ -5,8 +5,9 @@ part of decoding, through `kernel.personal.PersonKeys`; an erased person's opens
 
 from contracts.envelope import Envelope
 from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered
+from contracts.events.payment import BillIssued, PaymentSettled
 from contracts.events.review import ReviewDecided
-from contracts.topics import IDENTITY_EVENTS, REVIEW_EVENTS
+from contracts.topics import IDENTITY_EVENTS, PAYMENT_EVENTS, REVIEW_EVENTS
 from contracts.upcasting import decode
 from kernel.consumer import Handler
 from kernel.db import Connection
@@ -40,6 +41,18 @@ class NotifyHandlers:
         assert isinstance(decided, ReviewDecided)
         await self.service.text_decision(conn, envelope.event_id, decided, envelope.correlation_id)
 
+    async def on_bill_issued(self, conn: Connection, envelope: Envelope) -> None:
+        """A bill's month, which the receipt of its settlement names."""
+        bill = decode(envelope)
+        assert isinstance(bill, BillIssued)
+        await self.service.remember_bill(conn, bill)
+
+    async def on_payment_settled(self, conn: Connection, envelope: Envelope) -> None:
+        """Record the receipt intent only; the sender texts after this transaction commits."""
+        settled = decode(envelope)
+        assert isinstance(settled, PaymentSettled)
+        await self.service.text_settlement(conn, envelope.event_id, settled, envelope.correlation_id)
+
     async def on_person_erased(self, conn: Connection, envelope: Envelope) -> None:
         erased = decode(envelope)
         assert isinstance(erased, PersonErased)
@@ -47,11 +60,14 @@ class NotifyHandlers:
         self.keys.forget(erased.user_id)
 
     def subscriptions(self) -> list[Subscription]:
-        # One group for both topics: recipients and decisions arrive in whatever order. identity's
-        # events of one person share a partition, so PersonErased comes after their UserRegistered.
+        # One group for the three topics: recipients, decisions, bills and settlements arrive in
+        # whatever order. identity's events of one person share a partition, so PersonErased comes
+        # after their UserRegistered.
         handlers: dict[str, Handler] = {
             UserRegistered.event_type: self.on_user_registered,
             ReviewDecided.event_type: self.on_review_decided,
             PersonErased.event_type: self.on_person_erased,
+            BillIssued.event_type: self.on_bill_issued,
+            PaymentSettled.event_type: self.on_payment_settled,
         }
-        return [Subscription("sms", [IDENTITY_EVENTS, REVIEW_EVENTS], handlers)]
+        return [Subscription("sms", [IDENTITY_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS], handlers)]

@@ -31,14 +31,17 @@ log = get_logger(__name__)
 
 # Rows recorded before migration 002 have no decided_at: their created_at (when notify first saw
 # the decision, a little later) stands in for it.
+# A receipt (payment_id set) gets the settlement's wording of the note ($4), a decision's $3.
 _RELEASE = """
 UPDATE sms_messages m
 SET state = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz THEN 'skipped_stale' ELSE 'pending' END,
-    last_error = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz THEN $3::text ELSE m.last_error END,
+    last_error = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz
+                      THEN CASE WHEN m.payment_id IS NULL THEN $3::text ELSE $4::text END
+                      ELSE m.last_error END,
     phone = r.phone, next_attempt_at = now(), updated_at = now()
 FROM recipients r
 WHERE m.state = 'awaiting_recipient' AND r.user_id = m.recipient_id AND ($1::uuid IS NULL OR r.user_id = $1)
-RETURNING m.sms_id, m.case_id, m.state, coalesce(m.decided_at, m.created_at) AS decided_at
+RETURNING m.sms_id, m.case_id, m.payment_id, m.state, coalesce(m.decided_at, m.created_at) AS decided_at
 """
 
 
@@ -112,21 +115,81 @@ async def release_awaiting(
     """Messages whose recipient's phone is now known become sendable, or `skipped_stale` when
     their decision is older than `max_age` at `now`. Returns how many became sendable."""
     rows = await conn.fetch(
-        _RELEASE, user_id, domain.stale_before(now, max_age), domain.stale_note(max_age, "recipient_known")
+        _RELEASE,
+        user_id,
+        domain.stale_before(now, max_age),
+        domain.stale_note(max_age, "recipient_known", "decision"),
+        domain.stale_note(max_age, "recipient_known", "settlement"),
     )
     for row in rows:
         if row["state"] == "skipped_stale":
-            SMS_SKIPPED.labels("stale_decision").inc()
+            SMS_SKIPPED.labels("stale_settlement" if row["payment_id"] else "stale_decision").inc()
             log.info(
                 "sms_skipped_stale",
                 sms_id=str(row["sms_id"]),
                 case_id=str(row["case_id"]),
+                payment_id=str(row["payment_id"]),
                 decided_at=row["decided_at"].isoformat(),
                 age_hours=round((now - row["decided_at"]) / timedelta(hours=1), 1),
                 max_age_hours=max_age / timedelta(hours=1),
                 when="recipient_known",
             )
     return sum(1 for row in rows if row["state"] == "pending")
+
+
+# --- bills and the settlements waiting for them ---------------------------------------------
+
+
+async def remember_bill(conn: Executor, bill_id: UUID, period: str) -> None:
+    """A bill's month (BillIssued); a bill is issued once, a replay brings the same month."""
+    await conn.execute(
+        "INSERT INTO bills (bill_id, period) VALUES ($1, $2) ON CONFLICT (bill_id) DO NOTHING", bill_id, period
+    )
+
+
+async def period_of(conn: Executor, bill_id: UUID) -> str | None:
+    period: str | None = await conn.fetchval("SELECT period FROM bills WHERE bill_id = $1", bill_id)
+    return period
+
+
+async def await_bill(
+    conn: Executor,
+    payment_id: UUID,
+    bill_id: UUID,
+    cause_event_id: UUID,
+    settlement: dict[str, Any],
+    correlation_id: str,
+) -> None:
+    """Keep a settlement whose bill is not known yet; one row per settlement (re-publication too)."""
+    await conn.execute(
+        "INSERT INTO receipts_awaiting_bill (payment_id, bill_id, cause_event_id, settlement, correlation_id) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
+        payment_id,
+        bill_id,
+        cause_event_id,
+        settlement,
+        correlation_id,
+    )
+
+
+@dataclass(frozen=True)
+class WaitingReceipt:
+    cause_event_id: UUID
+    settlement: dict[str, Any]
+    correlation_id: str
+    period: str
+
+
+async def take_receipts_with_bill(conn: Connection, bill_id: UUID | None = None) -> list[WaitingReceipt]:
+    """Waiting settlements whose bill is now known (all, or one bill's), removed from the waiting
+    table in the caller's transaction: whoever takes a row records its receipt."""
+    rows = await conn.fetch(
+        "DELETE FROM receipts_awaiting_bill w USING bills b "
+        "WHERE b.bill_id = w.bill_id AND ($1::uuid IS NULL OR w.bill_id = $1) "
+        "RETURNING w.cause_event_id, w.settlement, w.correlation_id, b.period",
+        bill_id,
+    )
+    return [WaitingReceipt(r["cause_event_id"], r["settlement"], r["correlation_id"], r["period"]) for r in rows]
 
 
 # --- the SMS log ----------------------------------------------------------------------------
@@ -137,16 +200,17 @@ class SmsFilter:
     recipient_id: UUID | None = None
     state: str | None = None
     case_id: UUID | None = None
+    payment_id: UUID | None = None
 
 
 _SMS_COLUMNS = """
-sms_id, recipient_id, application_id, case_id, cause_event_id, phone, template, text, state, attempts,
+sms_id, recipient_id, application_id, case_id, payment_id, cause_event_id, phone, template, text, state, attempts,
 provider, provider_ref AS provider_message_id, last_error, created_at, updated_at, sent_at, failed_at,
 CASE WHEN state = 'pending' THEN next_attempt_at END AS next_attempt_at
 """
 _SMS_WHERE = (
     "($1::uuid IS NULL OR recipient_id = $1) AND ($2::text IS NULL OR state = $2) "
-    "AND ($3::uuid IS NULL OR case_id = $3)"
+    "AND ($3::uuid IS NULL OR case_id = $3) AND ($4::uuid IS NULL OR payment_id = $4)"
 )
 
 
@@ -158,10 +222,10 @@ def _masked(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def sms_page(pool: asyncpg.Pool, where: SmsFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    args = (where.recipient_id, where.state, where.case_id)
+    args = (where.recipient_id, where.state, where.case_id, where.payment_id)
     rows = await pool.fetch(
         f"SELECT {_SMS_COLUMNS} FROM sms_messages WHERE {_SMS_WHERE} "
-        "ORDER BY created_at DESC, sms_id LIMIT $4 OFFSET $5",
+        "ORDER BY created_at DESC, sms_id LIMIT $5 OFFSET $6",
         *args,
         limit,
         offset,

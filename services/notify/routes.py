@@ -33,6 +33,7 @@ class SmsView(BaseModel):
     recipient_id: UUID
     application_id: UUID | None
     case_id: UUID | None
+    payment_id: UUID | None
     cause_event_id: UUID
     phone_masked: str | None
     template: str
@@ -84,10 +85,11 @@ async def list_sms(
     recipient_id: UUID | None = None,
     state: State | None = None,
     case_id: UUID | None = None,
+    payment_id: UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SmsPage:
-    where = projections.SmsFilter(recipient_id=recipient_id, state=state, case_id=case_id)
+    where = projections.SmsFilter(recipient_id=recipient_id, state=state, case_id=case_id, payment_id=payment_id)
     items, total = await projections.sms_page(_pool(request), where, limit, offset)
     return SmsPage(items=[SmsView(**i) for i in items], total=total, limit=limit, offset=offset)
 

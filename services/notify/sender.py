@@ -42,7 +42,9 @@ class Sender:
         await effects.poll_forever(self.run_once, self.policy, MESSAGES.name)
 
     async def run_once(self) -> int:
-        """One round: release what waited for a phone, send what is due. Returns how many were claimed."""
+        """One round: record receipts whose bill became known, release what waited for a phone, send
+        what is due. Returns how many were claimed."""
+        await self.service.release_receipts(self.pool)
         await self.service.release_awaiting(self.pool)
         claimed = await self.dispatcher.run_once()
         for state, count in (await projections.unfinished_counts(self.pool)).items():

@@ -1,6 +1,8 @@
 """notify's service layer: the SMS intents and their life, one transaction per step.
 
-recorded (consumer's transaction) -> awaiting_recipient | pending | skipped_stale (final: too old)
+A review decision or a payment settlement (its bill's month known: else it waits in
+`receipts_awaiting_bill` until BillIssued, or the sender's sweep, brings it)
+-> recorded (consumer's transaction) -> awaiting_recipient | pending | skipped_stale (final: too old)
 -> sending   (claimed and COMMITTED before the provider is called: kernel.effects)
 -> sent + SmsSent | failed + SmsFailed (one transaction) | pending again (retry later)
 A `sending` row whose lease ran out belongs to a dead sender: it is claimed again as uncertain.
@@ -13,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from contracts.events.payment import BillIssued, PaymentSettled
 from contracts.events.review import ReviewDecided
 from kernel.clock import utc_now
 from kernel.db import Connection, Executor
@@ -29,8 +32,8 @@ log = get_logger(__name__)
 _INSERT = """
 INSERT INTO sms_messages (sms_id, cause_event_id, case_id, application_id, recipient_id, phone,
                           template, params, text, correlation_id, state, decided_at, last_error,
-                          recipient_erased_at, failed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                          recipient_erased_at, failed_at, payment_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT DO NOTHING
 """
 
@@ -76,10 +79,50 @@ class NotifyService(ServiceLayer):
         intent = domain.intent_for_decision(cause_event_id, decided, self.templates)
         return await self.record_intent(conn, intent, correlation_id)
 
-    async def record_intent(self, conn: Connection, intent: SmsIntent, correlation_id: str) -> bool:
-        """One intent per cause and per case (unique keys); False if it was already recorded.
+    async def text_settlement(
+        self, conn: Connection, cause_event_id: UUID, settled: PaymentSettled, correlation_id: str
+    ) -> bool:
+        """Record the settlement's receipt (no provider call); False if it was already recorded or
+        waits for its bill's month (BillIssued not seen yet: `receipts_awaiting_bill`)."""
+        period = await projections.period_of(conn, settled.bill_id)
+        if period is None:
+            await projections.await_bill(
+                conn,
+                settled.payment_id,
+                settled.bill_id,
+                cause_event_id,
+                settled.model_dump(mode="json"),
+                correlation_id,
+            )
+            log.info("receipt_awaiting_bill", payment_id=str(settled.payment_id), bill_id=str(settled.bill_id))
+            return False
+        intent = domain.intent_for_settlement(cause_event_id, settled, period, self.templates)
+        return await self.record_intent(conn, intent, correlation_id)
 
-        A decision older than the limit at `now` (first sight: a replay of old topics) is recorded
+    async def remember_bill(self, conn: Connection, bill: BillIssued) -> int:
+        """A bill's month, and the receipts of settlements that waited for it; returns how many."""
+        await projections.remember_bill(conn, bill.bill_id, bill.period)
+        return await self._record_waiting_receipts(conn, bill.bill_id)
+
+    async def release_receipts(self, pool: asyncpg.Pool) -> int:
+        """The sender's sweep: a settlement and its bill handled at once on two partitions, in two
+        transactions, may each miss the other; whichever sees both first records the receipt."""
+        async with pool.acquire() as conn, conn.transaction():
+            return await self._record_waiting_receipts(conn, None)
+
+    async def _record_waiting_receipts(self, conn: Connection, bill_id: UUID | None) -> int:
+        recorded = 0
+        for waiting in await projections.take_receipts_with_bill(conn, bill_id):
+            settled = PaymentSettled.model_validate(waiting.settlement)
+            intent = domain.intent_for_settlement(waiting.cause_event_id, settled, waiting.period, self.templates)
+            recorded += await self.record_intent(conn, intent, waiting.correlation_id)
+        return recorded
+
+    async def record_intent(self, conn: Connection, intent: SmsIntent, correlation_id: str) -> bool:
+        """One intent per cause and per case or settlement (unique keys); False if it was already
+        recorded.
+
+        A decision (or settlement) older than the limit at `now` (first sight: a replay of old topics) is recorded
         as `skipped_stale` and never texted; its redelivery finds the row and changes nothing. A
         decision about an erased person is recorded `failed` (`recipient_erased`): no phone to text."""
         now, max_age = self.clock(), self.max_decision_age
@@ -89,7 +132,7 @@ class NotifyService(ServiceLayer):
         if erased is not None:
             state, note = "failed", domain.ERASED_NOTE
         elif stale:
-            state, note = "skipped_stale", domain.stale_note(max_age, "first_seen")
+            state, note = "skipped_stale", domain.stale_note(max_age, "first_seen", domain.cause_of(intent))
         else:
             state, note = ("pending" if phone else "awaiting_recipient"), None
         status = await conn.execute(
@@ -109,14 +152,16 @@ class NotifyService(ServiceLayer):
             note,
             erased,
             now if erased is not None else None,
+            intent.payment_id,
         )
         recorded = status.endswith(" 1")
         if recorded and erased is None and stale:
-            SMS_SKIPPED.labels("stale_decision").inc()
+            SMS_SKIPPED.labels(f"stale_{domain.cause_of(intent)}").inc()
             log.info(
                 "sms_skipped_stale",
                 sms_id=str(intent.sms_id),
                 case_id=str(intent.case_id),
+                payment_id=str(intent.payment_id),
                 decided_at=intent.decided_at.isoformat(),
                 age_hours=round((now - intent.decided_at) / timedelta(hours=1), 1),
                 max_age_hours=max_age / timedelta(hours=1),

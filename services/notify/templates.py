@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-REQUIRED = ("review_approved", "review_rejected")
+# The receipt of a settlement (issue 8, "Downstream"); placeholders period, amount, channel.
+RECEIPT_TEMPLATE = "payment_receipt"
+REQUIRED = ("review_approved", "review_rejected", RECEIPT_TEMPLATE)
 # Trailing punctuation of one reason, dropped so that joined reasons read as one sentence.
 _REASON_END = "。．.；;，,、 \t\n"
 

@@ -25,8 +25,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from contracts.envelope import Envelope
-from contracts.events.base import mask_id_number
-from contracts.events.enrollment import EnrollmentSubmitted
+from contracts.events.base import Event, mask_id_number
+from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
 from contracts.events.identity import UserVerified
 from kernel.personal import PersonKeys, new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
@@ -40,6 +40,10 @@ from services.identity.app import build as build_identity
 from services.identity.settings import IdentitySettings
 from services.notify.app import build as build_notify
 from services.notify.settings import NotifySettings
+from services.payment.app import build as build_payment
+from services.payment.domain import Month, account_id_for
+from services.payment.service import PaymentService
+from services.payment.settings import PaymentSettings
 from services.review.app import build as build_review
 from services.review.domain import ApplicantData
 from services.review.service import ReviewService
@@ -71,6 +75,7 @@ enrollment = Target(
 )
 review = Target(*build_review(ReviewSettings(**isolated("review"))))  # type: ignore[arg-type]
 notify = Target(*build_notify(NotifySettings(**isolated("notify"))))  # type: ignore[arg-type]
+payment = Target(*build_payment(PaymentSettings(**isolated("payment"))))  # type: ignore[arg-type]
 
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck))
 # schemathesis' own multipart generation touches the global `random` (not these tests).
@@ -79,7 +84,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def wrap(event: EnrollmentSubmitted, stream_id: str, producer: str) -> Envelope:
+def wrap(event: Event, stream_id: str, producer: str) -> Envelope:
     return Envelope.wrap(event, stream_id=stream_id, stream_version=1, producer=producer, correlation_id="fuzz")
 
 
@@ -117,6 +122,29 @@ async def seed_case(schema: str) -> UUID:
         await pool.close()
     assert opened is not None
     return opened.case_id
+
+
+async def seed_account(schema: str) -> UUID:
+    """An approved applicant's contribution account with this month's bill, as payment's handlers
+    and `flexctl payment issue-bills` make them; the person's user_id."""
+    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
+    submitted = EnrollmentSubmitted.model_validate(
+        {**example, "application_id": str(uuid4()), "submitted_at": datetime.now(UTC).isoformat()}
+    )
+    approved = ApplicationApproved(
+        application_id=submitted.application_id, applicant_id=submitted.applicant_id, attempt=submitted.attempt,
+        case_id=uuid4(), decided_at=datetime.now(UTC),
+    )  # fmt: skip
+    pool = await service_pool("payment", schema, 1, 1)
+    service = PaymentService(OpenStorage(pool, payment.runtime.store), payment.app.state.payment.rules)
+    try:
+        stream = f"application-{submitted.application_id}"
+        await service.note_submission(submitted, wrap(submitted, stream, "enrollment"))
+        await service.open_account(approved, wrap(approved, stream, "enrollment"))
+        await service.bill_account(account_id_for(approved.applicant_id), Month.at(datetime.now(UTC)))
+    finally:
+        await pool.close()
+    return approved.applicant_id
 
 
 def created(response: requests.Response) -> str:
@@ -163,12 +191,21 @@ def review_running() -> Iterator[requests.Session]:
 
 
 @pytest.fixture(scope="class")
+def payment_running() -> Iterator[requests.Session]:
+    with payment.running() as http:
+        person = asyncio.run(seed_account(payment.runtime.settings.db_schema))
+        payment.act_as("applicant", person)
+        payment.know("user_id", [str(person)])
+        yield http
+
+
+@pytest.fixture(scope="class")
 def notify_running() -> Iterator[requests.Session]:
     with notify.running() as http:
         yield http
 
 
-@pytest.mark.parametrize("target", [identity, enrollment, review, notify], ids=lambda t: t.app.title)
+@pytest.mark.parametrize("target", [identity, enrollment, review, payment, notify], ids=lambda t: t.app.title)
 def test_refusals_are_declared_as_the_problems_they_are(target: Target) -> None:
     """Every declared 4xx answer is problem+json with the problem schema, and only that: the
     conformance checks then read refusals' bodies (an empty schema would let any body pass)."""
@@ -222,6 +259,39 @@ class TestReview:
         }
         response = review_running.post(f"/v1/cases/{case_id}/decision", json=body, headers=review.headers["reviewer"])
         assert problem_of(response)["code"] == "invalid_request"
+
+
+@pytest.mark.usefixtures("payment_running")
+class TestPayment:
+    @payment.schema.parametrize()
+    @FUZZ
+    def test_answers_match_the_schema_and_refusals_are_problems(self, case: schemathesis.Case[Any]) -> None:
+        payment.call_as_everyone(case)
+
+    def test_the_seeded_person_reads_their_bill(self, payment_running: requests.Session) -> None:
+        user_id = payment.ids["applicant"]
+        answer = payment_running.get(f"/v1/insured/{user_id}/bills", headers=payment.headers["applicant"])
+        assert answer.status_code == 200, answer.text
+        assert [b["period"] for b in answer.json()["bills"]] == [str(Month.at(datetime.now(UTC)))]
+        refused = payment_running.get(f"/v1/insured/{user_id}/bills", headers=payment.headers["reviewer"])
+        assert problem_of(refused)["code"] == "not_your_bills"
+
+    @pytest.mark.parametrize("channel", ["wechat", "alipay", "unionpay_pos", "bank_counter", "bank_withholding"])
+    def test_an_unsigned_notification_is_refused_and_settles_nothing(
+        self, payment_running: requests.Session, channel: str
+    ) -> None:
+        user_id = payment.ids["applicant"]
+        bills = payment_running.get(f"/v1/insured/{user_id}/bills", headers=payment.headers["applicant"])
+        [bill] = bills.json()["bills"]
+        body = f'{{"transaction_id": "T1", "out_trade_no": "{bill["bill_id"]}", "amount_fen": {bill["amount_fen"]}}}'
+        answer = payment_running.post(f"/v1/channels/{channel}/notifications", data=body.encode())
+        # Alipay's parameters are a form: a JSON body is not even a notification (422), the others 401.
+        expected = (422, "invalid_notification") if channel == "alipay" else (401, "invalid_signature")
+        assert (answer.status_code, problem_of(answer)["code"]) == expected
+        too_large = payment_running.post(f"/v1/channels/{channel}/notifications", data=b" " * (64 * 1024 + 1))
+        assert too_large.status_code == 413 and problem_of(too_large)["code"] == "notification_too_large"
+        after = payment_running.get(f"/v1/insured/{user_id}/bills", headers=payment.headers["applicant"]).json()
+        assert after["bills"][0]["status"] != "paid" and after["amount_due_fen"] == bill["amount_fen"]
 
 
 @pytest.mark.usefixtures("notify_running")

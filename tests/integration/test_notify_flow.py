@@ -145,7 +145,8 @@ async def start_notify(schema: str, identity: RunningIdentity) -> AsyncIterator[
             schema_name=schema, consumer_group_prefix=group_prefix("it"), notify_sender_poll_seconds=0.1
         )
         await end_offsets(
-            [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS)], group=settings.consumer_group("sms")
+            [topic(topics.IDENTITY_EVENTS), topic(topics.REVIEW_EVENTS), topic(topics.PAYMENT_EVENTS)],
+            group=settings.consumer_group("sms"),
         )
         app, runtime = build(settings, clock, keys=keys)
         await provision_schema("notify", schema)

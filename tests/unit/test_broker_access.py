@@ -52,8 +52,8 @@ def test_every_subscription_of_a_service_is_allowed_and_nothing_else(service: st
 def test_the_table_lists_what_the_services_read_today() -> None:
     assert SUBSCRIBES["enrollment"] == ("identity.events", "review.events", "payment.events", "notify.events")
     assert SUBSCRIBES["review"] == ("identity.events", "enrollment.events")
-    assert SUBSCRIBES["notify"] == ("identity.events", "review.events")
-    assert SUBSCRIBES["payment"] == ("identity.events", "review.events") and SUBSCRIBES["identity"] == ()
+    assert SUBSCRIBES["notify"] == ("identity.events", "review.events", "payment.events")
+    assert SUBSCRIBES["payment"] == ("enrollment.events",) and SUBSCRIBES["identity"] == ()
 
 
 def test_operators_and_the_subscriber_have_their_own_rights() -> None:

@@ -63,7 +63,8 @@ def test_a_templates_file_overrides_texts_and_aliyun_codes(tmp_path: Path) -> No
     path = tmp_path / "t.toml"
     path.write_text(
         '[review_approved]\ntext = "通过"\naliyun_template_code = "SMS_1"\n'
-        '[review_rejected]\ntext = "不通过：${reasons}"\n',
+        '[review_rejected]\ntext = "不通过：${reasons}"\n'
+        '[payment_receipt]\ntext = "已缴${period}${amount}元（${channel}）"\n',
         encoding="utf-8",
     )
     templates = load_templates(path, "测试", {"review_rejected": "SMS_2"})
@@ -77,6 +78,7 @@ def test_a_templates_file_overrides_texts_and_aliyun_codes(tmp_path: Path) -> No
     "content",
     [
         '[review_approved]\ntext = "通过"\n',  # review_rejected missing
+        '[review_approved]\ntext = "通过"\n[review_rejected]\ntext = "x"\n',  # payment_receipt missing
         '[review_approved]\ntext = ""\n[review_rejected]\ntext = "x"\n',  # empty text
         '[review_approved]\ntext = "${"\n[review_rejected]\ntext = "x"\n',  # malformed placeholder
         "not toml [",

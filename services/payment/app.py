@@ -1,0 +1,44 @@
+"""payment's composition root: settings, the tariffs, runtime, consumer, routes."""
+
+from fastapi import FastAPI
+
+from kernel.db import migrations_from
+from kernel.logging import get_logger
+from kernel.runtime import ServiceRuntime
+from services.payment.channels import ChannelVerifiers
+from services.payment.handlers import PaymentHandlers
+from services.payment.routes import router
+from services.payment.service import PaymentRules, PaymentService
+from services.payment.settings import PaymentSettings
+from services.payment.tariff import TariffBook
+
+log = get_logger(__name__)
+
+
+def load_rules(settings: PaymentSettings) -> PaymentRules:
+    """Read the operator's tariff files at start: a broken file stops the service instead of billing wrong."""
+    return PaymentRules(tariffs=TariffBook.from_folder(settings.payment_tariffs_dir), due_day=settings.payment_due_day)
+
+
+def build(settings: PaymentSettings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+    settings = settings or PaymentSettings()
+    rules = load_rules(settings)
+    runtime = ServiceRuntime(settings, migrations=migrations_from("services.payment"))
+    service = PaymentService(runtime, rules)
+    handlers = PaymentHandlers(service)
+    runtime.subscriptions = handlers.subscriptions()
+
+    @runtime.on_started
+    def say_which_tariffs_are_examples() -> None:
+        if years := rules.tariffs.example_years:
+            log.warning("tariff_figures_are_examples", years=years)
+
+    app = runtime.create_app(
+        "flexenroll payment",
+        "Contribution accounts and monthly bills of insured flexible workers (缴费, 常州灵活就业参保).",
+    )
+    app.state.payment = service
+    # Keys load once at start: a broken key stops the service instead of refusing payments later.
+    app.state.payment_channels = ChannelVerifiers(settings)
+    app.include_router(router)
+    return app, runtime
