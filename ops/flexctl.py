@@ -3,6 +3,8 @@
 import asyncio
 import enum
 import sys
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -34,6 +36,7 @@ from services.identity.service import Erasure, IdentityService
 from services.identity.settings import IdentitySettings
 from services.payment.app import load_rules as payment_rules
 from services.payment.domain import Month
+from services.payment.reconciliation import ReconciliationRunRecorded
 from services.payment.service import IssueReport, PaymentService
 from services.payment.settings import PaymentSettings
 
@@ -339,6 +342,60 @@ def issue_bills(
     table.add_row("bills issued now", str(report.bills_issued))
     table.add_row("amount issued now (fen)", str(report.amount_fen))
     console.print(table)
+
+
+async def _reconcile(channel: str, day: date, content: bytes, file_name: str) -> ReconciliationRunRecorded:
+    settings = PaymentSettings()
+    pool = await _pool(settings)
+    try:
+        await migrate(pool, settings.db_schema, migrations_from("services.payment"))
+        service = PaymentService(OpenStorage(pool, EventStore(settings.service, settings.db_schema)),
+                                 payment_rules(settings))  # fmt: skip
+        return await service.reconcile(channel, day, content, file_name)
+    finally:
+        await pool.close()
+
+
+def _fen(amount: int | None) -> str:
+    return "" if amount is None else str(amount)
+
+
+@payment.command("reconcile")
+def reconcile(
+    channel: Annotated[str, typer.Option(help="wechat, alipay, unionpay_pos, bank_counter or bank_withholding")],
+    day: Annotated[
+        datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="the day of settlement in Changzhou, YYYY-MM-DD")
+    ],
+    statement: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="the channel's daily statement (CSV, UTF-8)")
+    ],
+) -> None:
+    """Compare a channel's daily statement with the payments taken here on that day (Asia/Shanghai)
+    and list every difference both ways; the run is recorded (ReconciliationRunRecorded) either way.
+    Exit 0 when everything matches, 1 when there is a difference, 2 when the statement or the channel
+    is refused (nothing recorded). Statement format: services/payment/README.md, "Reconciliation"."""
+    try:
+        run = asyncio.run(_reconcile(channel, day.date(), statement.read_bytes(), statement.name))
+    except Problem as problem:
+        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
+        raise typer.Exit(2) from problem
+    counts = Table("", "count", "fen", title=f"{run.channel} on {run.statement_date}: run {run.run_id}",
+                   title_justify="left")  # fmt: skip
+    counts.add_row("taken here", str(run.ours_count), str(run.ours_fen))
+    counts.add_row("on the statement", str(run.statement_count), str(run.statement_fen))
+    counts.add_row("matched", str(run.matched), str(run.matched_fen))
+    counts.add_row("differences", str(len(run.differences)), "")
+    console.print(counts)
+    if not run.differences:
+        console.print("[green]the statement matches[/green]")
+        return
+    listed = Table("difference", "transaction_id", "out_trade_no", "ours (fen)", "statement (fen)", "line",
+                   title="differences", title_justify="left")  # fmt: skip
+    for d in run.differences:
+        listed.add_row(d.kind, d.transaction_id, d.out_trade_no, _fen(d.ours_fen), _fen(d.theirs_fen),
+                       _fen(d.statement_line))  # fmt: skip
+    console.print(listed)
+    raise typer.Exit(1)
 
 
 class ProjectionName(enum.StrEnum):

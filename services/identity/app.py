@@ -31,6 +31,10 @@ def build(settings: IdentitySettings | None = None) -> tuple[FastAPI, ServiceRun
     app.state.key_readers = {
         name: token.get_secret_value().encode() for name, token in settings.identity_key_readers.items()
     }
+    # The services allowed to ask POST /v1/people/match (docs/personal-data.md, "Who gets the key").
+    app.state.match_readers = {
+        name: token.get_secret_value().encode() for name, token in settings.identity_match_readers.items()
+    }
 
     service = IdentityService.from_settings(runtime, settings)
     app.state.identity = service

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from kernel.auth import CurrentPrincipal, Principal, issue_token
 from kernel.logging import get_logger
-from kernel.problems import Forbidden, Unauthorized
+from kernel.problems import Forbidden, NotFound, Unauthorized
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id
 from services.identity.service import IdentityService
 
@@ -153,3 +153,47 @@ async def get_person_key(
     log.info("person_key_read", reader=reader, user_id=str(user_id))  # who read whose key; never the key
     response.headers["Cache-Control"] = "no-store"
     return PersonKey(user_id=user_id, key=base64.b64encode(key).decode())
+
+
+class PersonMatchRequest(StrictBody):
+    id_number: str = Field(min_length=1, max_length=32, examples=["320402199001010017"])
+    name: str = Field(min_length=1, max_length=30, examples=["张三"])
+
+
+class PersonMatch(BaseModel):
+    user_id: UUID
+
+
+def match_reader(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """Which service asks the match question: its token must be one of IDENTITY_MATCH_READERS
+    (payment only), compared in constant time like the key readers' tokens."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("authentication_required", "请提供核对人员身份的服务令牌。")
+    given = credentials.credentials.encode()
+    readers: dict[str, bytes] = request.app.state.match_readers
+    matched = [name for name, token in readers.items() if hmac.compare_digest(given, token)]
+    if not matched:
+        raise Unauthorized("invalid_token", "服务令牌无效，无权核对人员身份。")
+    return matched[0]
+
+
+@router.post(
+    "/people/match",
+    summary="Whether an ID number and a name are one verified person's (payment's lookup, 代人缴费)",
+    description="200 with the person's user_id; 404 person_not_found alike for an unknown number, "
+    "another name, an unverified or an erased person; 401 authentication_required, invalid_token.",
+    response_model=PersonMatch,
+)
+async def match_person(
+    body: PersonMatchRequest, svc: Service, reader: Annotated[str, Depends(match_reader)], response: Response
+) -> PersonMatch:
+    try:
+        user_id = await svc.match_person(body.id_number, body.name)
+    except NotFound:
+        log.info("person_match_asked", reader=reader, matched=False)  # never the number or the name
+        raise
+    log.info("person_match_asked", reader=reader, matched=True, user_id=str(user_id))
+    response.headers["Cache-Control"] = "no-store"
+    return PersonMatch(user_id=user_id)

@@ -9,6 +9,7 @@ is registered, seals the person's fields with it, hands it to the reading servic
 import asyncio
 import hashlib
 import hmac
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
@@ -16,6 +17,7 @@ from uuid import UUID, uuid4
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
+from stdnum.cn import ric
 
 from contracts.events.identity import UserVerified, VerifiedPersonal
 from contracts.reference import DistrictDirectory, load_districts
@@ -32,6 +34,12 @@ from services.identity.verification import VerificationProvider, load_provider
 log = get_logger(__name__)
 
 _USER_NOT_FOUND = ("user_not_found", "未找到该用户。")
+
+
+def _name_form(name: str) -> str:
+    """A name as compared by the match question: NFC, without surrounding blanks (what
+    verification stored is the stripped name as typed)."""
+    return unicodedata.normalize("NFC", name.strip())
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,26 @@ class IdentityService(ServiceLayer):
         if key is None:
             raise NotFound("person_key_not_found", "未找到该人员的数据密钥：账户不存在，或其个人信息已被删除。")
         return key
+
+    async def match_person(self, id_number: str, name: str) -> UUID:
+        """The verified person whose ID number and name these are, for payment's lookup of someone
+        to pay for (docs/personal-data.md, "Who gets the key"). Every failure (no such binding,
+        erased, not verified, another name) is the one `person_not_found`, so the answer never
+        tells a known number from an unknown one."""
+        not_found = NotFound("person_not_found", "未找到与该身份证号码和姓名相符的人员。")
+        await self.rekey_legacy_bindings()  # as before any binding lookup: a pending move is never missed
+        holder = await projections.id_number_bound_to(self.pool, self.id_number_hmac(ric.compact(id_number)))
+        key = await projections.data_key(self.pool, holder) if holder is not None else None
+        if holder is None or key is None:
+            raise not_found
+        account = domain.replay(await self.store.load(self.pool, domain.stream_id(holder)))
+        if account is None or account.erased or account.verified is None:
+            raise not_found
+        opened = VerifiedPersonal.model_validate(personal.open_sealed(key, account.verified.personal, owner=holder))
+        # Constant time, like the tokens: how much of a name matched is no business of the caller.
+        if not hmac.compare_digest(_name_form(opened.name).encode(), _name_form(name).encode()):
+            raise not_found
+        return holder
 
     async def erase(self, user_id: UUID, correlation_id: str) -> Erasure:
         """Erase a person (docs/personal-data.md, "Erasure"): in one transaction delete their data

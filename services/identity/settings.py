@@ -13,8 +13,17 @@ from kernel.settings import ServiceSettings, local_secret
 KEY_READERS = ("enrollment", "review", "notify", "payment")
 
 
+# The services that may ask whether an ID number and a name are one verified person's
+# (docs/personal-data.md, "Who gets the key": payment's lookup for paying for another person).
+MATCH_READERS = ("payment",)
+
+
 def _shipped_key_readers() -> dict[str, SecretStr]:
     return {service: SecretStr(local_secret("personal-data", service)) for service in KEY_READERS}
+
+
+def _shipped_match_readers() -> dict[str, SecretStr]:
+    return {service: SecretStr(local_secret("identity-match", service)) for service in MATCH_READERS}
 
 
 class IdentitySettings(ServiceSettings):
@@ -31,3 +40,6 @@ class IdentitySettings(ServiceSettings):
     # Who may fetch a person's data key: service name -> its bearer token (that service's
     # PERSONAL_DATA_TOKEN). IDENTITY_KEY_READERS is a JSON object, e.g. {"notify": "..."}.
     identity_key_readers: dict[str, SecretStr] = Field(default_factory=_shipped_key_readers)
+    # Who may ask POST /v1/people/match: service name -> its bearer token (payment's
+    # PAYMENT_IDENTITY_MATCH_TOKEN). A token of its own, so that asking never lets a service read keys.
+    identity_match_readers: dict[str, SecretStr] = Field(default_factory=_shipped_match_readers)

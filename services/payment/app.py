@@ -7,6 +7,7 @@ from kernel.logging import get_logger
 from kernel.runtime import ServiceRuntime
 from services.payment.channels import ChannelVerifiers
 from services.payment.handlers import PaymentHandlers
+from services.payment.people import PeopleDirectory
 from services.payment.routes import router
 from services.payment.service import PaymentRules, PaymentService
 from services.payment.settings import PaymentSettings
@@ -20,7 +21,11 @@ def load_rules(settings: PaymentSettings) -> PaymentRules:
     return PaymentRules(tariffs=TariffBook.from_folder(settings.payment_tariffs_dir), due_day=settings.payment_due_day)
 
 
-def build(settings: PaymentSettings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(
+    settings: PaymentSettings | None = None, people: PeopleDirectory | None = None
+) -> tuple[FastAPI, ServiceRuntime]:
+    """`people`: the client of identity's match question (default: identity at IDENTITY_URL with
+    PAYMENT_IDENTITY_MATCH_TOKEN); a given client belongs to the caller."""
     settings = settings or PaymentSettings()
     rules = load_rules(settings)
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.payment"))
@@ -40,5 +45,15 @@ def build(settings: PaymentSettings | None = None) -> tuple[FastAPI, ServiceRunt
     app.state.payment = service
     # Keys load once at start: a broken key stops the service instead of refusing payments later.
     app.state.payment_channels = ChannelVerifiers(settings)
+    # POST /v1/bills/lookup asks identity (services/payment/README.md, "Paying for another person").
+    app.state.lookup_min_seconds = settings.payment_lookup_min_seconds
+    app.state.payment_people = people or PeopleDirectory(settings)
+    if people is None:
+
+        @runtime.on_stopped
+        async def close_people() -> None:
+            await app.state.payment_people.aclose()
+            app.state.payment_people = PeopleDirectory(settings)  # a runtime started again gets an open client
+
     app.include_router(router)
     return app, runtime

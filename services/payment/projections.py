@@ -11,6 +11,7 @@ questions and list the accounts a billing run visits.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +21,7 @@ from contracts.events.payment import BillIssued, ContributionAccountOpened, Paym
 from contracts.upcasting import decode
 from kernel.db import Connection, Executor
 from services.payment.domain import Month, TiersChanged
+from services.payment.reconciliation import ReconciliationRunRecorded, Taken
 from services.payment.settlement import CollectionFailureRecorded, OverpaymentRecorded, ReconciliationExceptionRecorded
 
 
@@ -40,6 +42,8 @@ async def apply(conn: Connection, envelopes: Sequence[Envelope]) -> None:
             await _exception_recorded(conn, event)
         elif isinstance(event, CollectionFailureRecorded):
             await _collection_failed(conn, event)
+        elif isinstance(event, ReconciliationRunRecorded):
+            await _reconciliation_run(conn, event)
 
 
 async def _account_opened(conn: Connection, opened: ContributionAccountOpened) -> None:
@@ -128,6 +132,31 @@ async def _collection_failed(conn: Connection, failed: CollectionFailureRecorded
         failed.failure_id, failed.out_trade_no, failed.bill_id, failed.collection_request_id, failed.channel_txn_id,
         failed.amount_fen, failed.bank, failed.reason, failed.bank_detail, failed.failed_at, failed.recorded_at,
     )  # fmt: skip
+
+
+async def _reconciliation_run(conn: Connection, run: ReconciliationRunRecorded) -> None:
+    await conn.execute(
+        "INSERT INTO reconciliation_runs (run_id, channel, statement_date, statement_file, statement_sha256, matched, "
+        "matched_fen, ours_count, ours_fen, statement_count, statement_fen, difference_count, differences, ran_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+        run.run_id, run.channel, run.statement_date, run.statement_file, run.statement_sha256, run.matched,
+        run.matched_fen,
+        run.ours_count, run.ours_fen, run.statement_count, run.statement_fen, len(run.differences),
+        [d.model_dump(mode="json") for d in run.differences], run.ran_at,
+    )  # fmt: skip
+
+
+async def taken_on(db: Executor, channel: str, start: datetime, end: datetime) -> list[Taken]:
+    """Every payment taken on `channel` (settlements and overpayments: money received either way)
+    paid in [start, end); the out_trade_no is the bill id, as the channels carry it."""
+    rows = await db.fetch(
+        "SELECT channel_txn_id, bill_id, amount_fen, paid_at FROM payments "
+        "WHERE channel = $1 AND paid_at >= $2 AND paid_at < $3 ORDER BY paid_at, channel_txn_id",
+        channel,
+        start,
+        end,
+    )
+    return [Taken(r["channel_txn_id"], str(r["bill_id"]), r["amount_fen"], r["paid_at"]) for r in rows]
 
 
 async def refunds(db: Executor, limit: int, offset: int) -> list[asyncpg.Record]:

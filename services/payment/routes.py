@@ -1,6 +1,8 @@
 """payment's HTTP routes: a person's tiers and bills, the channels' notifications, and the
 operators' refund and reconciliation lists."""
 
+import asyncio
+import time
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -12,10 +14,12 @@ from pydantic import BaseModel, Field
 from contracts.events.payment import Channel
 from kernel.auth import CurrentPrincipal, Principal
 from kernel.clock import today_in_changzhou
-from kernel.problems import Forbidden, Problem
+from kernel.personal import IdentityUnavailable
+from kernel.problems import Forbidden, NotFound, Problem, Refused
 from kernel.web import PROBLEM_RESPONSES, StrictBody, problem_responses
 from services.payment import domain
 from services.payment.channels import ChannelVerifiers, acknowledgement
+from services.payment.people import PeopleDirectory, resident_id_shape
 from services.payment.service import PaymentService
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
@@ -234,3 +238,71 @@ async def reconciliation_exceptions(
     _check_operator(principal)
     rows = await svc.reconciliation_exceptions(limit, offset)
     return ExceptionsView(exceptions=[ExceptionView(**{n: row[n] for n in ExceptionView.model_fields}) for row in rows])
+
+
+# --- paying for another person (services/payment/README.md, "Paying for another person") ---------
+
+
+class LookupIn(StrictBody):
+    id_number: str = Field(min_length=1, max_length=32, examples=["320402199001010017"])
+    name: str = Field(min_length=1, max_length=30, examples=["张三"])
+
+
+class PayableBillView(BaseModel):
+    """What paying needs and nothing more of the person: no name, phone or account details."""
+
+    bill_id: UUID
+    period: str = Field(description="Contribution month, YYYY-MM.")
+    amount_fen: int = Field(description="Amount due, integer fen.")
+    due_on: date
+    status: Literal["due", "overdue"]
+
+
+class PayableBillsView(BaseModel):
+    bills: list[PayableBillView]
+    amount_due_fen: int = Field(description="Total of the listed bills, integer fen.")
+
+
+def _person_not_found() -> NotFound:
+    return NotFound("person_not_found", "未找到与该身份证号码和姓名相符的参保人，请核对后重试。")
+
+
+@router.post(
+    "/bills/lookup",
+    summary="Someone else's bills to pay, by ID number and name (代人缴费 / 为他人缴费)",
+    description="200: the person's unpaid bills (an empty list when all are paid). 404 person_not_found "
+    "alike for an unknown ID number, another name and a person without a contribution account; "
+    "422 invalid_id_number; 503 identity_unavailable.",
+    responses=problem_responses(404, 503),
+)
+async def lookup_bills(body: LookupIn, svc: Service, principal: CurrentPrincipal, request: Request) -> PayableBillsView:
+    if principal.role not in ("applicant", "operator"):
+        raise Forbidden("payers_only", "仅参保申请人或经办人员可查询代缴账单。")
+    number = resident_id_shape(body.id_number)
+    if number is None:
+        raise Refused("invalid_id_number", "身份证号码格式不正确，请核对后重新输入。")
+    people: PeopleDirectory = request.app.state.payment_people
+    started = time.monotonic()
+    try:
+        user_id = await people.match(number, body.name)
+        rows = await svc.payable_bills(user_id) if user_id is not None else None
+    except IdentityUnavailable as exc:
+        raise Problem("identity_unavailable", "暂时无法核对人员身份，请稍后再试。", 503) from exc
+    finally:
+        # One floor for every answer: a match reads more than a miss, and timing must not tell them apart.
+        floor: float = request.app.state.lookup_min_seconds
+        await asyncio.sleep(max(0.0, floor - (time.monotonic() - started)))
+    if rows is None:
+        raise _person_not_found()
+    today = today_in_changzhou()
+    views = [
+        PayableBillView(
+            bill_id=row["bill_id"],
+            period=row["period"],
+            amount_fen=row["amount_fen"],
+            due_on=row["due_on"],
+            status="overdue" if domain.bill_status(row["due_on"], False, today) == "overdue" else "due",
+        )
+        for row in rows
+    ]
+    return PayableBillsView(bills=views, amount_due_fen=sum(v.amount_fen for v in views))

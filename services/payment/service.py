@@ -8,10 +8,11 @@ models are written by `project`: on PostgreSQL the tables of projections.py, in 
 transaction; in memory nothing (the events are the truth, and the tests read them).
 """
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from uuid import UUID
+from datetime import date, datetime
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -25,7 +26,7 @@ from kernel.logging import get_logger
 from kernel.problems import Conflict, NotFound, Problem, Refused
 from kernel.runtime import ServiceLayer, Storage
 from kernel.unit_of_work import PostgresUnitOfWork, UnitOfWork, UnitOfWorkFactory
-from services.payment import domain, projections, settlement
+from services.payment import domain, projections, reconciliation, settlement
 from services.payment.channels import ChannelNotification, Verified
 from services.payment.domain import Month, Tiers
 from services.payment.tariff import TariffBook
@@ -320,6 +321,60 @@ class PaymentService(ServiceLayer):
         outcome = "settled" if isinstance(decision, PaymentSettled) else "overpayment"
         return {"status": 200, "outcome": outcome, "payment_id": str(decision.payment_id)}
 
+    # --- a channel's daily statement (services/payment/README.md, "Reconciliation") -----------------
+
+    async def reconcile(
+        self,
+        channel: str,
+        day: date,
+        statement: bytes,
+        statement_file: str,
+        now: datetime | None = None,
+    ) -> reconciliation.ReconciliationRunRecorded:
+        """Read the channel's statement (UTF-8 CSV), compare it with the payments taken on `channel`
+        on `day` in Changzhou, and record the run (`ReconciliationRunRecorded` on its own stream, and
+        `reconciliation_runs`) whatever it found: a clean run is evidence for an auditor too. A
+        statement that cannot be read is refused (`invalid_statement`) and nothing is recorded."""
+        if channel not in reconciliation.CHANNELS:
+            raise Refused("unknown_channel", f"未知的支付渠道“{channel}”。", channels=list(reconciliation.CHANNELS))
+        try:
+            lines = reconciliation.parse_statement(statement.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Refused("invalid_statement", "对账单须为UTF-8编码的CSV文件。") from exc
+        except reconciliation.StatementRefused as exc:
+            raise Refused(exc.code, exc.detail) from exc
+        start, end = reconciliation.day_bounds(day)
+        async with self.units() as uow:
+            if not isinstance(uow, PostgresUnitOfWork):
+                raise TypeError("reconciliation reads the payments read model: a PostgreSQL unit of work")
+            # Read in the unit that records the run: the run states what the tables held when it ran.
+            taken = await projections.taken_on(uow.conn, channel, start, end)
+            found = reconciliation.compare(taken, lines)
+            run = reconciliation.ReconciliationRunRecorded.model_validate(
+                {
+                    "run_id": uuid4(),
+                    "channel": channel,
+                    "statement_date": day,
+                    "statement_file": statement_file,
+                    "statement_sha256": hashlib.sha256(statement).hexdigest(),
+                    "matched": found.matched,
+                    "matched_fen": found.matched_fen,
+                    "ours_count": found.ours_count,
+                    "ours_fen": found.ours_fen,
+                    "statement_count": found.statement_count,
+                    "statement_fen": found.statement_fen,
+                    "differences": list(found.differences),
+                    "ran_at": now or utc_now(),
+                }
+            )
+            envelopes = await uow.events.append(
+                reconciliation.run_stream(run.run_id), 0, [run], correlation_id=str(run.run_id)
+            )
+            await self.project(uow, envelopes)
+        log.info("reconciliation_run", channel=channel, day=day.isoformat(), differences=len(run.differences),
+                 matched=run.matched)  # fmt: skip
+        return run
+
     @staticmethod
     def refusal(result: Result) -> Problem | None:
         """The problem a stored result answers with, if it was a refusal."""
@@ -342,3 +397,10 @@ class PaymentService(ServiceLayer):
     async def bills_of(self, insured_person_id: UUID) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
         """The person's account and bills (read models)."""
         return await self.account_row(insured_person_id), await projections.bills_of(self.pool, insured_person_id)
+
+    async def payable_bills(self, insured_person_id: UUID) -> list[asyncpg.Record] | None:
+        """The person's bills not yet paid, oldest month first, for someone paying for them
+        (POST /v1/bills/lookup); None when the person has no contribution account."""
+        if await projections.account_of(self.pool, insured_person_id) is None:
+            return None
+        return [row for row in await projections.bills_of(self.pool, insured_person_id) if row["paid_at"] is None]

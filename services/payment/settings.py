@@ -3,10 +3,10 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kernel.settings import ServiceSettings
+from kernel.settings import ServiceSettings, local_secret
 from services.payment.channels.config import ChannelSecrets
 
 _HERE = Path(__file__).resolve().parent
@@ -23,3 +23,9 @@ class PaymentSettings(ServiceSettings, ChannelSecrets):
     payment_tariffs_dir: Path = _HERE / "tariffs"
     # A month's bill is due on this day of the following month; at most 28, so every month has it.
     payment_due_day: int = Field(default=15, ge=1, le=28)
+    # payment's token for identity's POST /v1/people/match (docs/personal-data.md, "Who gets the
+    # key"): one of identity's IDENTITY_MATCH_READERS. Shipped `local-`, so refused outside development.
+    payment_identity_match_token: SecretStr = SecretStr(local_secret("identity-match", "payment"))
+    # Every answer of POST /v1/bills/lookup takes at least this long, so that its timing does not
+    # tell a known ID number from an unknown one (services/payment/README.md, "Paying for another person").
+    payment_lookup_min_seconds: float = Field(default=0.3, ge=0, le=5)

@@ -10,6 +10,7 @@ service: its runtime runs while the class's tests run, and is stopped (schema dr
 """
 
 import asyncio
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from services.notify.app import build as build_notify
 from services.notify.settings import NotifySettings
 from services.payment.app import build as build_payment
 from services.payment.domain import Month, account_id_for
+from services.payment.people import PeopleDirectory
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
 from services.review.app import build as build_review
@@ -75,7 +77,27 @@ enrollment = Target(
 )
 review = Target(*build_review(ReviewSettings(**isolated("review"))))  # type: ignore[arg-type]
 notify = Target(*build_notify(NotifySettings(**isolated("notify"))))  # type: ignore[arg-type]
-payment = Target(*build_payment(PaymentSettings(**isolated("payment"))))  # type: ignore[arg-type]
+# payment asks identity whether an ID number and a name are one person's (POST /v1/bills/lookup).
+# A stand-in answers like identity's POST /v1/people/match (docs/personal-data.md): the seeded
+# account's person for the OpenAPI example's pair, person_not_found for every other. A stand-in
+# because schemathesis stops every running lifespan between tests, a second app's included.
+MATCHED: dict[str, str] = {}
+
+
+def _people_match(request: httpx.Request) -> httpx.Response:
+    asked = json.loads(request.content)
+    if "user_id" in MATCHED and (asked["id_number"], asked["name"]) == ("320402199001010017", "张三"):
+        return httpx.Response(200, json={"user_id": MATCHED["user_id"]})
+    return httpx.Response(404, json={"code": "person_not_found"})
+
+
+payment_settings = PaymentSettings(**isolated("payment"), payment_lookup_min_seconds=0)  # type: ignore[arg-type]
+payment = Target(
+    *build_payment(
+        payment_settings,
+        people=PeopleDirectory(payment_settings, transport=httpx.MockTransport(_people_match)),
+    )
+)
 
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck))
 # schemathesis' own multipart generation touches the global `random` (not these tests).
@@ -194,6 +216,7 @@ def review_running() -> Iterator[requests.Session]:
 def payment_running() -> Iterator[requests.Session]:
     with payment.running() as http:
         person = asyncio.run(seed_account(payment.runtime.settings.db_schema))
+        MATCHED["user_id"] = str(person)
         payment.act_as("applicant", person)
         payment.know("user_id", [str(person)])
         yield http

@@ -5,7 +5,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from kernel.settings import local_secret
-from services.identity.settings import KEY_READERS, IdentitySettings
+from services.identity.settings import KEY_READERS, MATCH_READERS, IdentitySettings
 
 REAL = {
     "db_password": "a-real-db-password",
@@ -13,6 +13,7 @@ REAL = {
     "jwt_secret": "a-real-jwt",
     "identity_id_number_hmac_key": "a-real-hmac-key",
     "identity_key_readers": {service: f"a-real-token-of-{service}" for service in KEY_READERS},
+    "identity_match_readers": {"payment": "a-real-match-token-of-payment"},
 }
 
 
@@ -46,3 +47,24 @@ def test_production_refuses_the_default_readers() -> None:
     given = {k: v for k, v in REAL.items() if k != "identity_key_readers"}
     with pytest.raises(ValidationError, match="IDENTITY_KEY_READERS"):
         IdentitySettings(environment="production", **given)  # type: ignore[arg-type]
+
+
+def test_only_payment_may_ask_the_match_question_and_its_shipped_token_is_refused_in_production() -> None:
+    asking = {name: token.get_secret_value() for name, token in IdentitySettings().identity_match_readers.items()}
+    assert asking == {"payment": local_secret("identity-match", "payment")} and MATCH_READERS == ("payment",)
+    assert asking["payment"] != local_secret("personal-data", "payment")  # asking is not reading keys
+    given = {k: v for k, v in REAL.items() if k != "identity_match_readers"}
+    with pytest.raises(ValidationError, match=r"IDENTITY_MATCH_READERS\[PAYMENT\] is a shipped"):
+        IdentitySettings(environment="production", **given)  # type: ignore[arg-type]
+
+
+def test_payment_refuses_its_shipped_match_token_in_production() -> None:
+    from services.payment.settings import PaymentSettings  # payment's half of the match question
+    from tests.unit.test_payment_channels_settings import REAL as PAYMENT_REAL
+
+    assert (
+        PaymentSettings(**PAYMENT_REAL).payment_identity_match_token.get_secret_value() == "a-real-identity-match-token"
+    )
+    given = {k: v for k, v in PAYMENT_REAL.items() if k != "payment_identity_match_token"}
+    with pytest.raises(ValidationError, match="PAYMENT_IDENTITY_MATCH_TOKEN is a shipped example secret"):
+        PaymentSettings(**given)

@@ -18,6 +18,8 @@ REAL: dict[str, Any] = {
     "payment_unionpay_pos_secret": "a-real-unionpay-pos-secret-of-32-bytes",
     "payment_bank_counter_secret": "a-real-bank-counter-secret-of-32-bytes",
     "payment_bank_withholding_secret": "a-real-bank-withholding-secret-32-bytes",
+    # payment's token for identity's match question (services/payment/README.md, "Paying for another person").
+    "payment_identity_match_token": "a-real-identity-match-token",
 }
 SECRET_FIELDS = [
     "payment_wechat_apiv3_key",

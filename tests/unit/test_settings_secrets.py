@@ -41,6 +41,7 @@ def test_a_service_s_own_secrets_are_refused_too() -> None:
         **PRODUCTION,
         "identity_id_number_hmac_key": "a-real-hmac-key",
         "identity_key_readers": {"enrollment": "a-real-reader-token"},
+        "identity_match_readers": {"payment": "a-real-match-token"},
     }
     assert IdentitySettings(**identity).environment == "production"
     shipped_reader = {"enrollment": local_secret("personal-data", "enrollment")}
