@@ -26,9 +26,6 @@ import pytest
 from contracts import topics
 from services.payment.domain import Month
 from services.payment.settlement import payment_id_for
-from tests.e2e.test_crash_recovery import crash, hold, restart, stored_events
-from tests.integration.test_payment_accounts import end_offsets, published_after
-from tests.integration.test_payment_settlement import Keys, alipay, wechat
 from tests.support.applicant import (
     Person,
     decide,
@@ -38,8 +35,10 @@ from tests.support.applicant import (
     staff,
     upload_changzhou_documents,
 )
+from tests.support.crash import crash, hold, restart, stored_events
 from tests.support.infra import group_prefix, topic
-from tests.support.payment import channel_env, floats_in, issue_bills, make_keys
+from tests.support.kafka import end_offsets, published_after
+from tests.support.payment import Keys, alipay, channel_env, floats_in, issue_bills, make_keys, wechat
 from tests.support.processes import ServiceProcess
 
 NAMES = ("identity", "enrollment", "review", "notify", "payment")

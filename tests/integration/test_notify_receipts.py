@@ -13,8 +13,8 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.payment import BillIssued, BillItem, Channel, PaymentSettled
 from services.notify.domain import sms_id_for
-from tests.integration import test_notify_flow as flow
-from tests.integration.test_notify_flow import (
+from tests.support.infra import topic
+from tests.support.notify import (
     Notify,
     end_offsets,
     erased,
@@ -28,13 +28,10 @@ from tests.integration.test_notify_flow import (
     sink,
     state,
 )
-from tests.support.infra import topic
 
-# notify's fixtures, as test_notify_flow defines them (a notify started in-process on a fresh
-# schema and consumer group that begins at the topics' current ends).
-identity = flow.identity
-start_notify = flow.start_notify
-notify = flow.notify
+# notify's fixtures (`identity`, `start_notify`, `notify`: a notify started in-process on a fresh
+# schema and consumer group that begins at the topics' current ends) come from
+# tests/integration/conftest.py.
 
 RECEIPT = (
     "【常州人社】您已成功缴纳2025年03月灵活就业社会保险费123.45元（缴费渠道：{channel}）。如有缴费疑问请致电96888732。"

@@ -3,9 +3,7 @@ enrollment.events open exactly one contribution account (redelivery and a re-pub
 change nothing), ContributionAccountOpened reaches payment.events, and the bills API answers the
 person and operators only, with problems for everyone else."""
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +11,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from contracts.envelope import Envelope
@@ -24,14 +22,13 @@ from kernel.clock import today_in_changzhou
 from kernel.personal import new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
-from ops.kafka_ops import partitions_of
 from services.payment import domain
 from services.payment.app import build
 from services.payment.domain import Month
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
-from tests.support.infra import DATABASE_URL, KAFKA_ADMIN, KAFKA_BOOTSTRAP, group_prefix, provision_schema, topic
-from tests.support.kafka import publish
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema, topic
+from tests.support.kafka import end_offsets, eventually, publish, published_after
 
 SECRET = PaymentSettings().jwt_secret.get_secret_value()
 
@@ -112,41 +109,6 @@ class Application:
 
 def new_application() -> Application:
     return Application(uuid4(), uuid4())
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 30.0) -> Any:
-    for _ in range(int(seconds / 0.1)):
-        if result := await check():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
-async def end_offsets(name: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options())
-    await consumer.start()
-    try:
-        return dict(await consumer.end_offsets(await partitions_of(KAFKA_ADMIN, [name], wait_seconds=5)))
-    finally:
-        await consumer.stop()
-
-
-async def published_after(start: dict[TopicPartition, int], matches: Callable[[Any], bool], wait: float) -> list[Any]:
-    """Every record after `start` whose JSON value `matches`, read for `wait` seconds."""
-    consumer = AIOKafkaConsumer(**KAFKA_ADMIN.options(), enable_auto_commit=False)
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        deadline = asyncio.get_running_loop().time() + wait
-        while asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += [value for r in records if matches(value := json.loads(r.value))]
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def test_an_approval_opens_one_account_whatever_the_redelivery(

@@ -29,9 +29,9 @@ from services.payment.domain import Month
 from services.payment.people import PeopleDirectory, resident_id_shape
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
-from tests.integration.test_payment_settlement import COUNTER_SECRET, bank_counter
 from tests.support.identity import Person, RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
+from tests.support.payment import COUNTER_SECRET, bank_counter
 from tests.support.people import id_number
 
 SECRET = PaymentSettings().jwt_secret.get_secret_value()

@@ -14,13 +14,11 @@ from typer.testing import CliRunner
 
 from kernel.clock import local_date
 from ops import flexctl
-from tests.integration import test_payment_settlement as settlement
-from tests.integration.test_payment_settlement import Keys, Payment, billed_person, post, wechat
 from tests.support.infra import DATABASE_URL
+from tests.support.payment import Keys, Payment, billed_person, post, wechat
 
-# The settlement tests' fixtures (their keys, the payment service in-process), used here as they are.
-keys = settlement.keys
-payment = settlement.payment
+# The settlement tests' fixtures (their keys, the payment service in-process) come from
+# tests/integration/conftest.py: `keys` and `payment`.
 
 HEADER = "transaction_id,out_trade_no,amount,settled_at"
 

@@ -8,215 +8,25 @@ and records nothing; a wrong amount is 422 and a reconciliation exception; a sec
 paid bill is an overpayment in the operators' refund list."""
 
 import asyncio
-import base64
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 import httpx
-import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import NameOID
-from pydantic import SecretStr
 
 from contracts import topics
-from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
-from kernel.auth import Principal, issue_token
-from kernel.clock import SHANGHAI
-from kernel.personal import new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
-from kernel.runtime import ServiceRuntime
-from services.payment import domain
-from services.payment.app import build
-from services.payment.channels import sign
-from services.payment.domain import Month
-from services.payment.service import PaymentService
-from services.payment.settings import PaymentSettings
 from services.payment.settlement import payment_id_for
-from tests.integration.test_payment_accounts import end_offsets, eventually, published_after
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema, topic
-
-APIV3_KEY = "k7Vq2mXz9LpR4tYw8NcB1dFgH3jS6uEa"
-COUNTER_SECRET = "a-test-secret-of-more-than-32-bytes-for-bank-counter"
-SECRET = PaymentSettings().jwt_secret.get_secret_value()
-
-
-@dataclass(frozen=True)
-class Keys:
-    wechat: rsa.RSAPrivateKey
-    serial: str
-    certificate_pem: str
-    alipay: rsa.RSAPrivateKey
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """Our own WeChat Pay platform key and certificate, and our own key pair standing for Alipay's."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test WeChat Pay platform")])
-    serial = x509.random_serial_number()
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(serial).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    alipay = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return Keys(key, f"{serial:X}", certificate.public_bytes(Encoding.PEM).decode(), alipay)
-
-
-@dataclass
-class Payment:
-    runtime: ServiceRuntime
-    http: httpx.AsyncClient
-    schema: str
-    service: PaymentService
-
-    def operator(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(Principal(uuid4(), 'operator'), SECRET, 600)}"}
-
-    def person(self, user_id: UUID) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(Principal(user_id, 'applicant'), SECRET, 600)}"}
-
-    async def count(self, sql: str, *args: Any) -> int:
-        value = await self.runtime.pool.fetchval(sql.replace("{s}", f'"{self.schema}"'), *args)
-        return int(value)
-
-    async def events(self, event_type: str, **data: str) -> list[dict[str, Any]]:
-        where = "".join(f" AND data->>'{k}' = '{v}'" for k, v in data.items())
-        rows = await self.runtime.pool.fetch(
-            f'SELECT stream_id, data FROM "{self.schema}".events WHERE event_type = $1{where} ORDER BY position',
-            event_type,
-        )
-        return [{"stream_id": r["stream_id"], **r["data"]} for r in rows]
-
-
-@pytest.fixture
-async def payment(schema: str, keys: Keys) -> AsyncIterator[Payment]:
-    settings = PaymentSettings(
-        schema_name=schema,
-        consumer_group_prefix=group_prefix("settle"),
-        database_url=DATABASE_URL,
-        kafka_bootstrap=KAFKA_BOOTSTRAP,
-        payment_wechat_apiv3_key=SecretStr(APIV3_KEY),
-        payment_wechat_platform_certificates={keys.serial: keys.certificate_pem},
-        payment_alipay_public_key=keys.alipay.public_key()
-        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        .decode(),
-        payment_bank_counter_secret=SecretStr(COUNTER_SECRET),
-    )
-    await provision_schema("payment", schema)
-    app, runtime = build(settings)
-    await runtime.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://payment") as http:
-            yield Payment(runtime, http, schema, app.state.payment)
-    finally:
-        await runtime.stop()
-
-
-async def billed_person(payment: Payment, months_back: int = 0) -> tuple[UUID, list[dict[str, Any]]]:
-    """An approved person with bills from `months_back` months ago to this month, oldest first."""
-    person, application = uuid4(), uuid4()
-    now = datetime.now(UTC)
-
-    def wrap(event: Event, version: int) -> Envelope:
-        return Envelope.wrap(event, stream_id=f"application-{application}", stream_version=version,
-                             producer="enrollment", correlation_id=f"corr-{application}")  # fmt: skip
-
-    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
-    personal = seal(new_data_key(), person, {"name": "张三", "birth_date": "1990-03-07", "phone": "+8613800138000"})
-    submitted = EnrollmentSubmitted.model_validate(
-        {**example, "application_id": str(application), "applicant_id": str(person), "attempt": 1,
-         "pension_tier": 3, "medical_tier": 5, "personal": personal.model_dump(mode="json")}
-    )  # fmt: skip
-    approved = ApplicationApproved(application_id=application, applicant_id=person, attempt=1, case_id=uuid4(),
-                                   decided_at=now - timedelta(days=31 * months_back))  # fmt: skip
-    await payment.service.note_submission(submitted, wrap(submitted, 1))
-    assert await payment.service.open_account(approved, wrap(approved, 2)) is not None
-    await payment.service.bill_account(domain.account_id_for(person), Month.at(now))
-    answer = await payment.http.get(f"/v1/insured/{person}/bills", headers=payment.person(person))
-    assert answer.status_code == 200, answer.text
-    bills: list[dict[str, Any]] = answer.json()["bills"]
-    assert len(bills) >= months_back + 1
-    return person, bills
-
-
-# --- notifications, as each channel makes them -------------------------------------------------
-
-
-def wechat(keys: Keys, bill_id: str, amount_fen: int, transaction_id: str) -> tuple[dict[str, str], bytes]:
-    transaction = {
-        "mchid": "1230000109", "appid": "wxd678efh567hg6787", "out_trade_no": UUID(bill_id).hex,
-        "transaction_id": transaction_id, "trade_type": "JSAPI", "trade_state": "SUCCESS",
-        "trade_state_desc": "支付成功", "bank_type": "OTHERS", "attach": "",
-        "success_time": datetime.now(SHANGHAI).replace(microsecond=0).isoformat(),
-        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-        "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY", "payer_currency": "CNY"},
-    }  # fmt: skip
-    nonce = "fdasflkja484"
-    sealed = AESGCM(APIV3_KEY.encode()).encrypt(nonce.encode(), json.dumps(transaction).encode(), b"transaction")
-    body = json.dumps(
-        {"id": f"EV-{transaction_id}", "create_time": transaction["success_time"], "resource_type": "encrypt-resource",
-         "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-         "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
-                      "ciphertext": base64.b64encode(sealed).decode(), "associated_data": "transaction",
-                      "nonce": nonce}},
-        ensure_ascii=False,
-    ).encode()  # fmt: skip
-    timestamp, signing_nonce = str(int(datetime.now(UTC).timestamp())), uuid4().hex
-    message = f"{timestamp}\n{signing_nonce}\n".encode() + body + b"\n"
-    signature = keys.wechat.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    headers = {
-        "Content-Type": "application/json",
-        "Wechatpay-Timestamp": timestamp,
-        "Wechatpay-Nonce": signing_nonce,
-        "Wechatpay-Signature": base64.b64encode(signature).decode(),
-        "Wechatpay-Serial": keys.serial,
-        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
-    }
-    return headers, body
-
-
-def alipay(keys: Keys, bill_id: str, yuan: str, trade_no: str, buyer_id: str) -> tuple[dict[str, str], bytes]:
-    local = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-    fields = {
-        "gmt_create": local, "charset": "utf-8", "subject": "灵活就业人员社会保险费", "buyer_id": buyer_id,
-        "notify_id": uuid4().hex, "notify_type": "trade_status_sync", "trade_status": "TRADE_SUCCESS",
-        "app_id": "2021000000000000", "seller_id": "2088101117955611", "gmt_payment": local, "notify_time": local,
-        "version": "1.0", "out_trade_no": bill_id, "total_amount": yuan, "trade_no": trade_no,
-        "buyer_logon_id": "159****5620",
-    }  # fmt: skip
-    content = "&".join(f"{name}={value}" for name, value in sorted(fields.items()))
-    signature = keys.alipay.sign(content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    signed = {**fields, "sign_type": "RSA2", "sign": base64.b64encode(signature).decode()}
-    return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, urlencode(signed).encode("ascii")
-
-
-def bank_counter(bill_id: str, amount_fen: int, transaction_id: str) -> tuple[dict[str, str], bytes]:
-    body = json.dumps(
-        {"transaction_id": transaction_id, "out_trade_no": bill_id, "amount_fen": amount_fen,
-         "paid_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "bank_code": "ICBC"}
-    ).encode()  # fmt: skip
-    timestamp = str(int(datetime.now(UTC).timestamp()))
-    headers = {"Content-Type": "application/json", "X-Flexenroll-Timestamp": timestamp,
-               "X-Flexenroll-Signature": sign(COUNTER_SECRET, timestamp, body)}  # fmt: skip
-    return headers, body
-
-
-async def post(payment: Payment, channel: str, notification: tuple[dict[str, str], bytes]) -> httpx.Response:
-    headers, body = notification
-    return await payment.http.post(f"/v1/channels/{channel}/notifications", headers=headers, content=body)
+from tests.support.infra import topic
+from tests.support.kafka import end_offsets, eventually, published_after
+from tests.support.payment import (
+    Keys,
+    Payment,
+    alipay,
+    bank_counter,
+    billed_person,
+    post,
+    wechat,
+)
 
 
 def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:

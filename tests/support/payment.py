@@ -1,22 +1,100 @@
 """Paying bills end to end: our own channel keys (a WeChat Pay platform key and certificate, an
 Alipay key pair), the payment service's settings that trust them, and `flexctl payment
-issue-bills`. Notifications are made and signed by tests/integration/test_payment_settlement.py's
-`wechat` and `alipay`, exactly as the channels make them."""
+issue-bills`; the in-process payment service of the integration tests (`Payment`), and notifications
+made and signed by `wechat`, `alipay` and `bank_counter`, exactly as the channels make them."""
 
+import base64
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID, uuid4
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from tests.integration.test_payment_settlement import APIV3_KEY, Keys
+from contracts.envelope import Envelope
+from contracts.events.base import Event
+from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
+from kernel.auth import Principal, issue_token
+from kernel.clock import SHANGHAI
+from kernel.personal import new_data_key, seal
+from kernel.runtime import ServiceRuntime
+from services.payment import domain
+from services.payment.channels import sign
+from services.payment.domain import Month
+from services.payment.service import PaymentService
+from services.payment.settings import PaymentSettings
+from services.payment.tariff import TariffBook
 from tests.support.processes import ROOT, ServiceProcess
+
+APIV3_KEY = "k7Vq2mXz9LpR4tYw8NcB1dFgH3jS6uEa"
+COUNTER_SECRET = "a-test-secret-of-more-than-32-bytes-for-bank-counter"
+SECRET = PaymentSettings().jwt_secret.get_secret_value()
+
+
+@dataclass(frozen=True)
+class Keys:
+    wechat: rsa.RSAPrivateKey
+    serial: str
+    certificate_pem: str
+    alipay: rsa.RSAPrivateKey
+
+
+REAL: dict[str, Any] = {
+    "environment": "production",
+    "db_password": "a-real-db-password",
+    "kafka_password": "a-real-kafka-password",
+    "jwt_secret": "a-real-jwt",
+    "payment_wechat_apiv3_key": "Zq8wE3rT6yU1iO4pA7sD0fG2hJ5kL9xC",
+    "payment_unionpay_pos_secret": "a-real-unionpay-pos-secret-of-32-bytes",
+    "payment_bank_counter_secret": "a-real-bank-counter-secret-of-32-bytes",
+    "payment_bank_withholding_secret": "a-real-bank-withholding-secret-32-bytes",
+    # payment's token for identity's match question (services/payment/README.md, "Paying for another person").
+    "payment_identity_match_token": "a-real-identity-match-token",
+}
+SECRET_FIELDS = [
+    "payment_wechat_apiv3_key",
+    "payment_unionpay_pos_secret",
+    "payment_bank_counter_secret",
+    "payment_bank_withholding_secret",
+]
+BOOK = TariffBook.from_folder(Path(__file__).resolve().parents[2] / "services" / "payment" / "tariffs")
+
+
+@dataclass
+class Payment:
+    runtime: ServiceRuntime
+    http: httpx.AsyncClient
+    schema: str
+    service: PaymentService
+
+    def operator(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(Principal(uuid4(), 'operator'), SECRET, 600)}"}
+
+    def person(self, user_id: UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(Principal(user_id, 'applicant'), SECRET, 600)}"}
+
+    async def count(self, sql: str, *args: Any) -> int:
+        value = await self.runtime.pool.fetchval(sql.replace("{s}", f'"{self.schema}"'), *args)
+        return int(value)
+
+    async def events(self, event_type: str, **data: str) -> list[dict[str, Any]]:
+        where = "".join(f" AND data->>'{k}' = '{v}'" for k, v in data.items())
+        rows = await self.runtime.pool.fetch(
+            f'SELECT stream_id, data FROM "{self.schema}".events WHERE event_type = $1{where} ORDER BY position',
+            event_type,
+        )
+        return [{"stream_id": r["stream_id"], **r["data"]} for r in rows]
 
 
 def make_keys() -> Keys:
@@ -65,3 +143,97 @@ def floats_in(value: Any, path: str = "$") -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in floats_in(v, f"{path}[{i}]")]
     return []
+
+
+async def billed_person(payment: Payment, months_back: int = 0) -> tuple[UUID, list[dict[str, Any]]]:
+    """An approved person with bills from `months_back` months ago to this month, oldest first."""
+    person, application = uuid4(), uuid4()
+    now = datetime.now(UTC)
+
+    def wrap(event: Event, version: int) -> Envelope:
+        return Envelope.wrap(event, stream_id=f"application-{application}", stream_version=version,
+                             producer="enrollment", correlation_id=f"corr-{application}")  # fmt: skip
+
+    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
+    personal = seal(new_data_key(), person, {"name": "张三", "birth_date": "1990-03-07", "phone": "+8613800138000"})
+    submitted = EnrollmentSubmitted.model_validate(
+        {**example, "application_id": str(application), "applicant_id": str(person), "attempt": 1,
+         "pension_tier": 3, "medical_tier": 5, "personal": personal.model_dump(mode="json")}
+    )  # fmt: skip
+    approved = ApplicationApproved(application_id=application, applicant_id=person, attempt=1, case_id=uuid4(),
+                                   decided_at=now - timedelta(days=31 * months_back))  # fmt: skip
+    await payment.service.note_submission(submitted, wrap(submitted, 1))
+    assert await payment.service.open_account(approved, wrap(approved, 2)) is not None
+    await payment.service.bill_account(domain.account_id_for(person), Month.at(now))
+    answer = await payment.http.get(f"/v1/insured/{person}/bills", headers=payment.person(person))
+    assert answer.status_code == 200, answer.text
+    bills: list[dict[str, Any]] = answer.json()["bills"]
+    assert len(bills) >= months_back + 1
+    return person, bills
+
+
+# --- notifications, as each channel makes them -------------------------------------------------
+
+
+def wechat(keys: Keys, bill_id: str, amount_fen: int, transaction_id: str) -> tuple[dict[str, str], bytes]:
+    transaction = {
+        "mchid": "1230000109", "appid": "wxd678efh567hg6787", "out_trade_no": UUID(bill_id).hex,
+        "transaction_id": transaction_id, "trade_type": "JSAPI", "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功", "bank_type": "OTHERS", "attach": "",
+        "success_time": datetime.now(SHANGHAI).replace(microsecond=0).isoformat(),
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY", "payer_currency": "CNY"},
+    }  # fmt: skip
+    nonce = "fdasflkja484"
+    sealed = AESGCM(APIV3_KEY.encode()).encrypt(nonce.encode(), json.dumps(transaction).encode(), b"transaction")
+    body = json.dumps(
+        {"id": f"EV-{transaction_id}", "create_time": transaction["success_time"], "resource_type": "encrypt-resource",
+         "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+         "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+                      "ciphertext": base64.b64encode(sealed).decode(), "associated_data": "transaction",
+                      "nonce": nonce}},
+        ensure_ascii=False,
+    ).encode()  # fmt: skip
+    timestamp, signing_nonce = str(int(datetime.now(UTC).timestamp())), uuid4().hex
+    message = f"{timestamp}\n{signing_nonce}\n".encode() + body + b"\n"
+    signature = keys.wechat.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    headers = {
+        "Content-Type": "application/json",
+        "Wechatpay-Timestamp": timestamp,
+        "Wechatpay-Nonce": signing_nonce,
+        "Wechatpay-Signature": base64.b64encode(signature).decode(),
+        "Wechatpay-Serial": keys.serial,
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+    }
+    return headers, body
+
+
+def alipay(keys: Keys, bill_id: str, yuan: str, trade_no: str, buyer_id: str) -> tuple[dict[str, str], bytes]:
+    local = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    fields = {
+        "gmt_create": local, "charset": "utf-8", "subject": "灵活就业人员社会保险费", "buyer_id": buyer_id,
+        "notify_id": uuid4().hex, "notify_type": "trade_status_sync", "trade_status": "TRADE_SUCCESS",
+        "app_id": "2021000000000000", "seller_id": "2088101117955611", "gmt_payment": local, "notify_time": local,
+        "version": "1.0", "out_trade_no": bill_id, "total_amount": yuan, "trade_no": trade_no,
+        "buyer_logon_id": "159****5620",
+    }  # fmt: skip
+    content = "&".join(f"{name}={value}" for name, value in sorted(fields.items()))
+    signature = keys.alipay.sign(content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    signed = {**fields, "sign_type": "RSA2", "sign": base64.b64encode(signature).decode()}
+    return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, urlencode(signed).encode("ascii")
+
+
+def bank_counter(bill_id: str, amount_fen: int, transaction_id: str) -> tuple[dict[str, str], bytes]:
+    body = json.dumps(
+        {"transaction_id": transaction_id, "out_trade_no": bill_id, "amount_fen": amount_fen,
+         "paid_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "bank_code": "ICBC"}
+    ).encode()  # fmt: skip
+    timestamp = str(int(datetime.now(UTC).timestamp()))
+    headers = {"Content-Type": "application/json", "X-Flexenroll-Timestamp": timestamp,
+               "X-Flexenroll-Signature": sign(COUNTER_SECRET, timestamp, body)}  # fmt: skip
+    return headers, body
+
+
+async def post(payment: Payment, channel: str, notification: tuple[dict[str, str], bytes]) -> httpx.Response:
+    headers, body = notification
+    return await payment.http.post(f"/v1/channels/{channel}/notifications", headers=headers, content=body)

@@ -60,7 +60,7 @@ def test_only_payment_may_ask_the_match_question_and_its_shipped_token_is_refuse
 
 def test_payment_refuses_its_shipped_match_token_in_production() -> None:
     from services.payment.settings import PaymentSettings  # payment's half of the match question
-    from tests.unit.test_payment_channels_settings import REAL as PAYMENT_REAL
+    from tests.support.payment import REAL as PAYMENT_REAL
 
     assert (
         PaymentSettings(**PAYMENT_REAL).payment_identity_match_token.get_secret_value() == "a-real-identity-match-token"

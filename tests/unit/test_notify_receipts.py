@@ -23,7 +23,7 @@ from services.notify.domain import (
     yuan,
 )
 from services.notify.templates import load_templates
-from tests.unit.test_notify_templates import decision
+from tests.support.notify import decision
 
 
 def settlement(amount_fen: int = 12345, channel: Channel = "wechat", payer: bool = False) -> PaymentSettled:

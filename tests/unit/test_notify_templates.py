@@ -1,33 +1,19 @@
 """notify's SMS texts: the packaged templates, reasons in a rejection, a broken templates file."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from contracts.events.review import ReviewDecided, ReviewReason
 from services.notify.domain import intent_for_decision, sms_id_for
 from services.notify.templates import TemplateError, join_reasons, load_templates
+from tests.support.notify import decision
 
 APPROVED_TEXT = (
     "【常州人社】您的灵活就业人员参保登记申请已审核通过。请登录“常州人社”APP阅读《劳动事务代理人员须知》，"
     "并可打印《常州市劳动事务代理申请登记表》。缴费方式：银行卡签约扣费、微信或支付宝搜索“江苏税务社保缴纳”。"
     "参保咨询12333，选档缴费咨询96888732。"
 )
-
-
-def decision(outcome: str, *reasons: str) -> ReviewDecided:
-    return ReviewDecided(
-        case_id=uuid4(),
-        application_id=uuid4(),
-        applicant_id=uuid4(),
-        attempt=1,
-        decision=outcome,
-        reasons=[ReviewReason(code=f"r{i}", text=text) for i, text in enumerate(reasons)],
-        reviewer_id=uuid4(),
-        decided_at=datetime(2025, 3, 3, 2, tzinfo=UTC),
-    )
 
 
 def test_approval_text_is_the_guide_s_next_steps_with_the_sign() -> None:

@@ -1,32 +1,12 @@
 """The channels' secrets as the payment service's settings carry them: shipped values run in
 development and are refused elsewhere; what to answer each channel once a notification is taken."""
 
-from typing import Any
-
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from kernel.settings import SHIPPED_SECRET_PREFIX, ServiceSettings
 from services.payment.channels import ChannelSecrets, ChannelVerifiers, acknowledgement
-
-REAL: dict[str, Any] = {
-    "environment": "production",
-    "db_password": "a-real-db-password",
-    "kafka_password": "a-real-kafka-password",
-    "jwt_secret": "a-real-jwt",
-    "payment_wechat_apiv3_key": "Zq8wE3rT6yU1iO4pA7sD0fG2hJ5kL9xC",
-    "payment_unionpay_pos_secret": "a-real-unionpay-pos-secret-of-32-bytes",
-    "payment_bank_counter_secret": "a-real-bank-counter-secret-of-32-bytes",
-    "payment_bank_withholding_secret": "a-real-bank-withholding-secret-32-bytes",
-    # payment's token for identity's match question (services/payment/README.md, "Paying for another person").
-    "payment_identity_match_token": "a-real-identity-match-token",
-}
-SECRET_FIELDS = [
-    "payment_wechat_apiv3_key",
-    "payment_unionpay_pos_secret",
-    "payment_bank_counter_secret",
-    "payment_bank_withholding_secret",
-]
+from tests.support.payment import REAL, SECRET_FIELDS
 
 
 class _PaymentLikeSettings(ServiceSettings, ChannelSecrets):

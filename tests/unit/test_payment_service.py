@@ -3,7 +3,6 @@ redelivery, bills are issued once, a tier change and a billing run that meet sta
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,9 +21,8 @@ from kernel.runtime import StoreOnly
 from services.payment import domain
 from services.payment.domain import Month, Tiers
 from services.payment.service import PaymentRules, PaymentService, project_nothing
-from services.payment.tariff import TariffBook
+from tests.support.payment import BOOK
 
-BOOK = TariffBook.from_folder(Path(__file__).resolve().parents[2] / "services" / "payment" / "tariffs")
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
 

@@ -27,8 +27,7 @@ from services.payment.settlement import (
     ReconciliationExceptionRecorded,
 )
 from services.payment.tariff import TariffBook
-from tests.unit.test_payment_channels_settings import REAL, SECRET_FIELDS
-from tests.unit.test_payment_service import BOOK
+from tests.support.payment import BOOK, REAL, SECRET_FIELDS
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 AMOUNT = 170000
