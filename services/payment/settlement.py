@@ -193,37 +193,26 @@ def decide(bill: Bill | None, notification: ChannelNotification, now: datetime) 
     if bill is None:
         return _exception("unknown_bill", notification, None, None, now)
     issued = bill.issued
+    # What a settlement and an overpayment both record of the money: whose bill, who paid, how.
+    money = {
+        "payment_id": payment_id_for(channel, txn),
+        "bill_id": issued.bill_id,
+        "account_id": issued.account_id,
+        "insured_person_id": issued.insured_person_id,
+        "payer_id": notification.payer,
+        "payer_name_masked": _payer_name(notification),
+        "channel": channel,
+        "channel_txn_id": txn,
+        "amount_fen": notification.amount_fen,
+        "bank": bank,
+    }
     if bill.settled is not None:
         return OverpaymentRecorded(
-            payment_id=payment_id_for(channel, txn),
-            bill_id=issued.bill_id,
-            account_id=issued.account_id,
-            insured_person_id=issued.insured_person_id,
-            payer_id=notification.payer,
-            payer_name_masked=_payer_name(notification),
-            channel=channel,
-            channel_txn_id=txn,
-            amount_fen=notification.amount_fen,
-            bank=bank,
-            paid_at=notification.paid_at,
-            settling_payment_id=bill.settled.payment_id,
-            recorded_at=now,
+            **money, paid_at=notification.paid_at, settling_payment_id=bill.settled.payment_id, recorded_at=now
         )
     if notification.amount_fen != issued.amount_fen:
         return _exception("amount_mismatch", notification, issued.bill_id, issued.amount_fen, now)
-    return PaymentSettled(
-        payment_id=payment_id_for(channel, txn),
-        bill_id=issued.bill_id,
-        account_id=issued.account_id,
-        insured_person_id=issued.insured_person_id,
-        payer_id=notification.payer,
-        payer_name_masked=_payer_name(notification),
-        channel=channel,
-        channel_txn_id=txn,
-        amount_fen=notification.amount_fen,
-        bank=bank,
-        settled_at=notification.paid_at,
-    )
+    return PaymentSettled(**money, settled_at=notification.paid_at)
 
 
 def _exception(

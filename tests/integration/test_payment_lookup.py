@@ -7,7 +7,7 @@ and the same answer, no sooner than the others."""
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,22 +16,16 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from contracts.envelope import Envelope
-from contracts.events.base import Event
-from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
 from kernel.auth import Principal, Role, issue_token
-from kernel.personal import new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
-from services.payment import domain
 from services.payment.app import build
-from services.payment.domain import Month
 from services.payment.people import PeopleDirectory, resident_id_shape
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
 from tests.support.identity import Person, RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
-from tests.support.payment import COUNTER_SECRET, bank_counter
+from tests.support.payment import COUNTER_SECRET, approve_and_bill, bank_counter
 from tests.support.people import id_number
 
 SECRET = PaymentSettings().jwt_secret.get_secret_value()
@@ -86,24 +80,7 @@ async def lookup(schema: str) -> AsyncIterator[Lookup]:
 
 async def open_billed_account(lookup: Lookup, person: UUID, months_back: int) -> list[dict[str, Any]]:
     """The person approved `months_back` months ago, with bills up to this month, oldest first."""
-    application = uuid4()
-    now = datetime.now(UTC)
-
-    def wrap(event: Event, version: int) -> Envelope:
-        return Envelope.wrap(event, stream_id=f"application-{application}", stream_version=version,
-                             producer="enrollment", correlation_id=f"corr-{application}")  # fmt: skip
-
-    example = EnrollmentSubmitted.model_json_schema()["examples"][0]
-    personal = seal(new_data_key(), person, {"name": "张三", "birth_date": "1990-03-07", "phone": "+8613800138000"})
-    submitted = EnrollmentSubmitted.model_validate(
-        {**example, "application_id": str(application), "applicant_id": str(person), "attempt": 1,
-         "pension_tier": 3, "medical_tier": 5, "personal": personal.model_dump(mode="json")}
-    )  # fmt: skip
-    approved = ApplicationApproved(application_id=application, applicant_id=person, attempt=1, case_id=uuid4(),
-                                   decided_at=now - timedelta(days=31 * months_back))  # fmt: skip
-    await lookup.service.note_submission(submitted, wrap(submitted, 1))
-    assert await lookup.service.open_account(approved, wrap(approved, 2)) is not None
-    await lookup.service.bill_account(domain.account_id_for(person), Month.at(now))
+    await approve_and_bill(lookup.service, person, months_back)
     answer = await lookup.http.get(f"/v1/insured/{person}/bills", headers=lookup.auth("operator"))
     assert answer.status_code == 200, answer.text
     bills: list[dict[str, Any]] = answer.json()["bills"]

@@ -145,9 +145,10 @@ def floats_in(value: Any, path: str = "$") -> list[str]:
     return []
 
 
-async def billed_person(payment: Payment, months_back: int = 0) -> tuple[UUID, list[dict[str, Any]]]:
-    """An approved person with bills from `months_back` months ago to this month, oldest first."""
-    person, application = uuid4(), uuid4()
+async def approve_and_bill(service: PaymentService, person: UUID, months_back: int) -> None:
+    """`person` approved `months_back` months ago (their submission and approval as enrollment
+    publishes them), with bills up to this month."""
+    application = uuid4()
     now = datetime.now(UTC)
 
     def wrap(event: Event, version: int) -> Envelope:
@@ -162,9 +163,15 @@ async def billed_person(payment: Payment, months_back: int = 0) -> tuple[UUID, l
     )  # fmt: skip
     approved = ApplicationApproved(application_id=application, applicant_id=person, attempt=1, case_id=uuid4(),
                                    decided_at=now - timedelta(days=31 * months_back))  # fmt: skip
-    await payment.service.note_submission(submitted, wrap(submitted, 1))
-    assert await payment.service.open_account(approved, wrap(approved, 2)) is not None
-    await payment.service.bill_account(domain.account_id_for(person), Month.at(now))
+    await service.note_submission(submitted, wrap(submitted, 1))
+    assert await service.open_account(approved, wrap(approved, 2)) is not None
+    await service.bill_account(domain.account_id_for(person), Month.at(now))
+
+
+async def billed_person(payment: Payment, months_back: int = 0) -> tuple[UUID, list[dict[str, Any]]]:
+    """An approved person with bills from `months_back` months ago to this month, oldest first."""
+    person = uuid4()
+    await approve_and_bill(payment.service, person, months_back)
     answer = await payment.http.get(f"/v1/insured/{person}/bills", headers=payment.person(person))
     assert answer.status_code == 200, answer.text
     bills: list[dict[str, Any]] = answer.json()["bills"]
