@@ -187,8 +187,85 @@ class PaymentSettled(Event):
         return self
 
 
+WithholdingFailureReason = Literal[
+    "insufficient_funds", "agreement_not_found", "card_not_activated", "account_abnormal", "refused", "other"
+]
+
+
+class BillOverdue(Event):
+    """A bill was not paid by the end of its due day (due_on, Asia/Shanghai); recorded once per
+    bill, the day after. Paying it later still settles it (PaymentSettled).
+
+    Guide, 二、缴费方式: contributions are paid monthly; an unpaid month is reminded once.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bill_id": _EXAMPLE_BILL,
+                    "account_id": _EXAMPLE_ACCOUNT,
+                    "insured_person_id": _EXAMPLE_PERSON,
+                    "period": "2025-03",
+                    "amount_fen": 170000,
+                    "due_on": "2025-04-15",
+                    "overdue_at": "2025-04-16T01:00:00Z",
+                }
+            ]
+        }
+    )
+
+    bill_id: UUID = Field(description="The bill; the stream key.")
+    account_id: UUID = Field(description="The contribution account billed.")
+    insured_person_id: UUID = Field(description="user_id of the insured person.")
+    period: Period = Field(description="Contribution month, YYYY-MM.")
+    amount_fen: Annotated[StrictInt, Field(gt=0)] = Field(description="Amount still due, integer fen.")
+    due_on: date = Field(description="The last day to pay, which has passed.")
+    overdue_at: UtcDatetime = Field(description="When payment recorded the bill overdue (UTC).")
+
+
+class WithholdingCollectionFailed(Event):
+    """A bank could not collect a bill under the person's withholding agreement (银行卡签约扣费,
+    guide 二(一)); the bill stays unpaid and the next withholding run tries again. One event per
+    failed collection request.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "collection_request_id": "9b2f3c1d-4e5a-4b6c-8d7e-0f1a2b3c4d5e",
+                    "bill_id": _EXAMPLE_BILL,
+                    "account_id": _EXAMPLE_ACCOUNT,
+                    "insured_person_id": _EXAMPLE_PERSON,
+                    "period": "2025-03",
+                    "amount_fen": 170000,
+                    "bank": "工商银行",
+                    "reason": "insufficient_funds",
+                    "failed_at": "2025-04-05T02:00:00Z",
+                }
+            ]
+        }
+    )
+
+    collection_request_id: UUID = Field(description="Our collection request the bank answered; one failure each.")
+    bill_id: UUID = Field(description="The bill; the stream key.")
+    account_id: UUID = Field(description="The contribution account billed.")
+    insured_person_id: UUID = Field(description="user_id of the insured person.")
+    period: Period = Field(description="Contribution month, YYYY-MM.")
+    amount_fen: Annotated[StrictInt, Field(gt=0)] = Field(description="Amount asked for, integer fen.")
+    bank: NonEmptyStr = Field(description="The bank of the agreement, e.g. 工商银行.")
+    reason: WithholdingFailureReason = Field(
+        description="insufficient_funds (余额不足), agreement_not_found (协议不存在或已解除), card_not_activated "
+        "(社保卡金融功能未激活), account_abnormal (账户状态异常), refused (the bank refused the request), other."
+    )
+    failed_at: UtcDatetime = Field(description="When the bank reported the failure (UTC).")
+
+
 EVENTS: tuple[type[Event], ...] = (
     ContributionAccountOpened,
     BillIssued,
     PaymentSettled,
+    BillOverdue,
+    WithholdingCollectionFailed,
 )
