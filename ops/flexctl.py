@@ -3,12 +3,9 @@
 import asyncio
 import enum
 import sys
-from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,9 +13,8 @@ from rich.table import Table
 
 from contracts.envelope import Envelope
 from contracts.topics import SERVICES, dlq_topic, events_topic
-from kernel.clock import utc_now
 from kernel.consumer import forget_dead_letters
-from kernel.db import SchemaMissing, create_pool, migrate, migrations_from
+from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore, new_correlation_id
 from kernel.kafka import KafkaAccess, kafka_access
 from kernel.logging import configure_logging
@@ -27,18 +23,16 @@ from kernel.relay import OutboxRelay, new_producer, requeue_all
 from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
 from ops.broker_access import OPERATOR
+from ops.cli_support import console
+from ops.cli_support import service_pool as _pool
 from ops.db_access import admin_url, provision_service
 from ops.history import application_history, json_line, summary, when
 from ops.kafka_ops import DeadLetter, consumer_lag, read_dead_letters, retry_dead_letters
+from ops.payment_cli import payment
 from ops.rebuild import RebuildRefused, StatusRebuild
 from services.enrollment.settings import EnrollmentSettings
 from services.identity.service import Erasure, IdentityService
 from services.identity.settings import IdentitySettings
-from services.payment.app import load_rules as payment_rules
-from services.payment.domain import Month
-from services.payment.reconciliation import ReconciliationRunRecorded
-from services.payment.service import IssueReport, PaymentService
-from services.payment.settings import PaymentSettings
 
 app = typer.Typer(help="Operate flexenroll: staff accounts, projections, dead letters.", no_args_is_help=True)
 
@@ -48,14 +42,12 @@ dlq = typer.Typer(help="Dead letters: messages a consumer could not process.", n
 projection = typer.Typer(help="Read models built from the topics.", no_args_is_help=True)
 person = typer.Typer(help="People's personal data (docs/personal-data.md).", no_args_is_help=True)
 db = typer.Typer(help="The services' database roles and schemas.", no_args_is_help=True)
-payment = typer.Typer(help="Contribution accounts and bills (services/payment/README.md).", no_args_is_help=True)
 app.add_typer(db, name="db")
 app.add_typer(staff, name="staff")
 app.add_typer(person, name="person")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
 app.add_typer(payment, name="payment")
-console = Console()
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
 
 
@@ -71,17 +63,6 @@ def _settings(service: str) -> ServiceSettings:
         console.print(f"[red]unknown service {service}; one of {', '.join(SERVICES)}[/red]")
         raise typer.Exit(2)
     return ServiceSettings(service=service)
-
-
-async def _pool(settings: ServiceSettings) -> asyncpg.Pool:
-    """A pool as the service itself opens it: its own role, its own schema (provisioned already)."""
-    try:
-        return await create_pool(
-            settings.database_url, settings.db_schema, 1, 2, user=settings.db_role, password=settings.db_secret()
-        )
-    except SchemaMissing as missing:
-        console.print(f"[red]{missing}[/red]")
-        raise typer.Exit(1) from missing
 
 
 async def _add_staff(
@@ -307,95 +288,6 @@ def republish(
         f"{queued} event(s) queued for {settings.topic(events_topic(service))}"
         + (f", {sent} published" if drain else "")
     )
-
-
-async def _issue_bills(month: str | None) -> IssueReport:
-    settings = PaymentSettings()
-    rules = payment_rules(settings)  # the tariffs as the service reads them: a broken file stops here
-    period = Month.parse(month) if month is not None else Month.at(utc_now())
-    pool = await _pool(settings)
-    try:
-        await migrate(pool, settings.db_schema, migrations_from("services.payment"))
-        service = PaymentService(OpenStorage(pool, EventStore(settings.service, settings.db_schema)), rules)
-        return await service.issue_bills(period)
-    finally:
-        await pool.close()
-
-
-@payment.command("issue-bills")
-def issue_bills(
-    month: Annotated[
-        str | None, typer.Option(help="the contribution month YYYY-MM (default: this month in Changzhou)")
-    ] = None,
-) -> None:
-    """Issue the month's bills (BillIssued) for every account opened by then, and any earlier month of
-    theirs not billed yet. Safe to run twice and resumable: a month billed is never billed again, and
-    each account is billed in a transaction of its own. A month whose year has no tariff file is
-    refused (tariff_missing) before anything is billed."""
-    try:
-        report = asyncio.run(_issue_bills(month))
-    except Problem as problem:
-        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
-        raise typer.Exit(1) from problem
-    table = Table("", "count", title=f"bills of {report.period}", title_justify="left")
-    table.add_row("accounts visited", str(report.accounts))
-    table.add_row("bills issued now", str(report.bills_issued))
-    table.add_row("amount issued now (fen)", str(report.amount_fen))
-    console.print(table)
-
-
-async def _reconcile(channel: str, day: date, content: bytes, file_name: str) -> ReconciliationRunRecorded:
-    settings = PaymentSettings()
-    pool = await _pool(settings)
-    try:
-        await migrate(pool, settings.db_schema, migrations_from("services.payment"))
-        service = PaymentService(OpenStorage(pool, EventStore(settings.service, settings.db_schema)),
-                                 payment_rules(settings))  # fmt: skip
-        return await service.reconcile(channel, day, content, file_name)
-    finally:
-        await pool.close()
-
-
-def _fen(amount: int | None) -> str:
-    return "" if amount is None else str(amount)
-
-
-@payment.command("reconcile")
-def reconcile(
-    channel: Annotated[str, typer.Option(help="wechat, alipay, unionpay_pos, bank_counter or bank_withholding")],
-    day: Annotated[
-        datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="the day of settlement in Changzhou, YYYY-MM-DD")
-    ],
-    statement: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="the channel's daily statement (CSV, UTF-8)")
-    ],
-) -> None:
-    """Compare a channel's daily statement with the payments taken here on that day (Asia/Shanghai)
-    and list every difference both ways; the run is recorded (ReconciliationRunRecorded) either way.
-    Exit 0 when everything matches, 1 when there is a difference, 2 when the statement or the channel
-    is refused (nothing recorded). Statement format: services/payment/README.md, "Reconciliation"."""
-    try:
-        run = asyncio.run(_reconcile(channel, day.date(), statement.read_bytes(), statement.name))
-    except Problem as problem:
-        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
-        raise typer.Exit(2) from problem
-    counts = Table("", "count", "fen", title=f"{run.channel} on {run.statement_date}: run {run.run_id}",
-                   title_justify="left")  # fmt: skip
-    counts.add_row("taken here", str(run.ours_count), str(run.ours_fen))
-    counts.add_row("on the statement", str(run.statement_count), str(run.statement_fen))
-    counts.add_row("matched", str(run.matched), str(run.matched_fen))
-    counts.add_row("differences", str(len(run.differences)), "")
-    console.print(counts)
-    if not run.differences:
-        console.print("[green]the statement matches[/green]")
-        return
-    listed = Table("difference", "transaction_id", "out_trade_no", "ours (fen)", "statement (fen)", "line",
-                   title="differences", title_justify="left")  # fmt: skip
-    for d in run.differences:
-        listed.add_row(d.kind, d.transaction_id, d.out_trade_no, _fen(d.ours_fen), _fen(d.theirs_fen),
-                       _fen(d.statement_line))  # fmt: skip
-    console.print(listed)
-    raise typer.Exit(1)
 
 
 class ProjectionName(enum.StrEnum):

@@ -50,7 +50,8 @@ def build(
     app = runtime.create_app(
         "flexenroll notify",
         "Text messages to applicants (审核通过 / 审核不通过), exactly once per review decision, and "
-        "to insured persons (a receipt), exactly once per payment settlement; the SMS log for operators.",
+        "to insured persons: a receipt per payment settlement, a reminder per overdue bill, a message per "
+        "failed bank withholding collection, each exactly once; the SMS log for operators.",
     )
     app.state.notify = service
     app.include_router(router)

@@ -5,7 +5,7 @@ part of decoding, through `kernel.personal.PersonKeys`; an erased person's opens
 
 from contracts.envelope import Envelope
 from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered
-from contracts.events.payment import BillIssued, PaymentSettled
+from contracts.events.payment import BillIssued, BillOverdue, PaymentSettled, WithholdingCollectionFailed
 from contracts.events.review import ReviewDecided
 from contracts.topics import IDENTITY_EVENTS, PAYMENT_EVENTS, REVIEW_EVENTS
 from contracts.upcasting import decode
@@ -53,6 +53,18 @@ class NotifyHandlers:
         assert isinstance(settled, PaymentSettled)
         await self.service.text_settlement(conn, envelope.event_id, settled, envelope.correlation_id)
 
+    async def on_bill_overdue(self, conn: Connection, envelope: Envelope) -> None:
+        """Record the overdue bill's reminder intent only; the sender texts after this transaction commits."""
+        overdue = decode(envelope)
+        assert isinstance(overdue, BillOverdue)
+        await self.service.text_overdue_bill(conn, envelope.event_id, overdue, envelope.correlation_id)
+
+    async def on_withholding_collection_failed(self, conn: Connection, envelope: Envelope) -> None:
+        """Record the failed collection's SMS intent only; the sender texts after this transaction commits."""
+        failed = decode(envelope)
+        assert isinstance(failed, WithholdingCollectionFailed)
+        await self.service.text_failed_collection(conn, envelope.event_id, failed, envelope.correlation_id)
+
     async def on_person_erased(self, conn: Connection, envelope: Envelope) -> None:
         erased = decode(envelope)
         assert isinstance(erased, PersonErased)
@@ -60,14 +72,16 @@ class NotifyHandlers:
         self.keys.forget(erased.user_id)
 
     def subscriptions(self) -> list[Subscription]:
-        # One group for the three topics: recipients, decisions, bills and settlements arrive in
-        # whatever order. identity's events of one person share a partition, so PersonErased comes
-        # after their UserRegistered.
+        # One group for the three topics: recipients, decisions, bills, settlements, overdue bills
+        # and failed collections arrive in whatever order. identity's events of one person share a
+        # partition, so PersonErased comes after their UserRegistered.
         handlers: dict[str, Handler] = {
             UserRegistered.event_type: self.on_user_registered,
             ReviewDecided.event_type: self.on_review_decided,
             PersonErased.event_type: self.on_person_erased,
             BillIssued.event_type: self.on_bill_issued,
             PaymentSettled.event_type: self.on_payment_settled,
+            BillOverdue.event_type: self.on_bill_overdue,
+            WithholdingCollectionFailed.event_type: self.on_withholding_collection_failed,
         }
         return [Subscription("sms", [IDENTITY_EVENTS, REVIEW_EVENTS, PAYMENT_EVENTS], handlers)]

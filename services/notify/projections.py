@@ -31,17 +31,24 @@ log = get_logger(__name__)
 
 # Rows recorded before migration 002 have no decided_at: their created_at (when notify first saw
 # the decision, a little later) stands in for it.
-# A receipt (payment_id set) gets the settlement's wording of the note ($4), a decision's $3.
-_RELEASE = """
+# What a row reports (`_CAUSE`, domain.Cause): the prefix of its subject (a reminder or a collection
+# failure, migration 006), else a settlement (payment_id set), else a decision. Its note is taken from
+# $3, a JSON object cause -> note.
+_CAUSE = """
+CASE WHEN m.subject IS NOT NULL THEN split_part(m.subject, ':', 1)
+     WHEN m.payment_id IS NOT NULL THEN 'settlement' ELSE 'decision' END
+"""
+_RELEASE = f"""
 UPDATE sms_messages m
 SET state = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz THEN 'skipped_stale' ELSE 'pending' END,
     last_error = CASE WHEN coalesce(m.decided_at, m.created_at) < $2::timestamptz
-                      THEN CASE WHEN m.payment_id IS NULL THEN $3::text ELSE $4::text END
+                      THEN $3::jsonb ->> ({_CAUSE})
                       ELSE m.last_error END,
     phone = r.phone, next_attempt_at = now(), updated_at = now()
 FROM recipients r
 WHERE m.state = 'awaiting_recipient' AND r.user_id = m.recipient_id AND ($1::uuid IS NULL OR r.user_id = $1)
-RETURNING m.sms_id, m.case_id, m.payment_id, m.state, coalesce(m.decided_at, m.created_at) AS decided_at
+RETURNING m.sms_id, m.case_id, m.payment_id, m.subject, m.state, coalesce(m.decided_at, m.created_at) AS decided_at,
+          {_CAUSE} AS cause
 """
 
 
@@ -114,21 +121,17 @@ async def release_awaiting(
 ) -> int:
     """Messages whose recipient's phone is now known become sendable, or `skipped_stale` when
     their decision is older than `max_age` at `now`. Returns how many became sendable."""
-    rows = await conn.fetch(
-        _RELEASE,
-        user_id,
-        domain.stale_before(now, max_age),
-        domain.stale_note(max_age, "recipient_known", "decision"),
-        domain.stale_note(max_age, "recipient_known", "settlement"),
-    )
+    notes = {cause: domain.stale_note(max_age, "recipient_known", cause) for cause in domain.CAUSES}
+    rows = await conn.fetch(_RELEASE, user_id, domain.stale_before(now, max_age), notes)
     for row in rows:
         if row["state"] == "skipped_stale":
-            SMS_SKIPPED.labels("stale_settlement" if row["payment_id"] else "stale_decision").inc()
+            SMS_SKIPPED.labels(f"stale_{row['cause']}").inc()
             log.info(
                 "sms_skipped_stale",
                 sms_id=str(row["sms_id"]),
                 case_id=str(row["case_id"]),
                 payment_id=str(row["payment_id"]),
+                subject=row["subject"],
                 decided_at=row["decided_at"].isoformat(),
                 age_hours=round((now - row["decided_at"]) / timedelta(hours=1), 1),
                 max_age_hours=max_age / timedelta(hours=1),
@@ -201,16 +204,19 @@ class SmsFilter:
     state: str | None = None
     case_id: UUID | None = None
     payment_id: UUID | None = None
+    bill_id: UUID | None = None
 
 
 _SMS_COLUMNS = """
-sms_id, recipient_id, application_id, case_id, payment_id, cause_event_id, phone, template, text, state, attempts,
+sms_id, recipient_id, application_id, case_id, payment_id, bill_id, subject, cause_event_id, phone, template, text,
+state, attempts,
 provider, provider_ref AS provider_message_id, last_error, created_at, updated_at, sent_at, failed_at,
 CASE WHEN state = 'pending' THEN next_attempt_at END AS next_attempt_at
 """
 _SMS_WHERE = (
     "($1::uuid IS NULL OR recipient_id = $1) AND ($2::text IS NULL OR state = $2) "
-    "AND ($3::uuid IS NULL OR case_id = $3) AND ($4::uuid IS NULL OR payment_id = $4)"
+    "AND ($3::uuid IS NULL OR case_id = $3) AND ($4::uuid IS NULL OR payment_id = $4) "
+    "AND ($5::uuid IS NULL OR bill_id = $5)"
 )
 
 
@@ -222,10 +228,10 @@ def _masked(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def sms_page(pool: asyncpg.Pool, where: SmsFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    args = (where.recipient_id, where.state, where.case_id, where.payment_id)
+    args = (where.recipient_id, where.state, where.case_id, where.payment_id, where.bill_id)
     rows = await pool.fetch(
         f"SELECT {_SMS_COLUMNS} FROM sms_messages WHERE {_SMS_WHERE} "
-        "ORDER BY created_at DESC, sms_id LIMIT $5 OFFSET $6",
+        "ORDER BY created_at DESC, sms_id LIMIT $6 OFFSET $7",
         *args,
         limit,
         offset,

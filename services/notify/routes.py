@@ -34,6 +34,8 @@ class SmsView(BaseModel):
     application_id: UUID | None
     case_id: UUID | None
     payment_id: UUID | None
+    bill_id: UUID | None
+    subject: str | None
     cause_event_id: UUID
     phone_masked: str | None
     template: str
@@ -86,10 +88,13 @@ async def list_sms(
     state: State | None = None,
     case_id: UUID | None = None,
     payment_id: UUID | None = None,
+    bill_id: UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SmsPage:
-    where = projections.SmsFilter(recipient_id=recipient_id, state=state, case_id=case_id, payment_id=payment_id)
+    where = projections.SmsFilter(
+        recipient_id=recipient_id, state=state, case_id=case_id, payment_id=payment_id, bill_id=bill_id
+    )
     items, total = await projections.sms_page(_pool(request), where, limit, offset)
     return SmsPage(items=[SmsView(**i) for i in items], total=total, limit=limit, offset=offset)
 

@@ -1,7 +1,8 @@
 """notify's service layer: the SMS intents and their life, one transaction per step.
 
-A review decision or a payment settlement (its bill's month known: else it waits in
-`receipts_awaiting_bill` until BillIssued, or the sender's sweep, brings it)
+A review decision, a payment settlement (its bill's month known: else it waits in
+`receipts_awaiting_bill` until BillIssued, or the sender's sweep, brings it), an overdue bill or a
+failed withholding collection
 -> recorded (consumer's transaction) -> awaiting_recipient | pending | skipped_stale (final: too old)
 -> sending   (claimed and COMMITTED before the provider is called: kernel.effects)
 -> sent + SmsSent | failed + SmsFailed (one transaction) | pending again (retry later)
@@ -15,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.events.payment import BillIssued, PaymentSettled
+from contracts.events.payment import BillIssued, BillOverdue, PaymentSettled, WithholdingCollectionFailed
 from contracts.events.review import ReviewDecided
 from kernel.clock import utc_now
 from kernel.db import Connection, Executor
@@ -32,8 +33,8 @@ log = get_logger(__name__)
 _INSERT = """
 INSERT INTO sms_messages (sms_id, cause_event_id, case_id, application_id, recipient_id, phone,
                           template, params, text, correlation_id, state, decided_at, last_error,
-                          recipient_erased_at, failed_at, payment_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                          recipient_erased_at, failed_at, payment_id, subject, bill_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 ON CONFLICT DO NOTHING
 """
 
@@ -99,6 +100,22 @@ class NotifyService(ServiceLayer):
         intent = domain.intent_for_settlement(cause_event_id, settled, period, self.templates)
         return await self.record_intent(conn, intent, correlation_id)
 
+    async def text_overdue_bill(
+        self, conn: Connection, cause_event_id: UUID, overdue: BillOverdue, correlation_id: str
+    ) -> bool:
+        """Record the reminder of an overdue bill (no provider call); False if this bill's reminder
+        was already recorded (one per bill, whatever the event id)."""
+        intent = domain.intent_for_overdue_bill(cause_event_id, overdue, self.templates)
+        return await self.record_intent(conn, intent, correlation_id)
+
+    async def text_failed_collection(
+        self, conn: Connection, cause_event_id: UUID, failed: WithholdingCollectionFailed, correlation_id: str
+    ) -> bool:
+        """Record the message about a failed withholding collection (no provider call); False if
+        this collection request's message was already recorded (one per request)."""
+        intent = domain.intent_for_failed_collection(cause_event_id, failed, self.templates)
+        return await self.record_intent(conn, intent, correlation_id)
+
     async def remember_bill(self, conn: Connection, bill: BillIssued) -> int:
         """A bill's month, and the receipts of settlements that waited for it; returns how many."""
         await projections.remember_bill(conn, bill.bill_id, bill.period)
@@ -119,12 +136,13 @@ class NotifyService(ServiceLayer):
         return recorded
 
     async def record_intent(self, conn: Connection, intent: SmsIntent, correlation_id: str) -> bool:
-        """One intent per cause and per case or settlement (unique keys); False if it was already
-        recorded.
+        """One intent per cause event and per case, settlement or subject (overdue bill, failed
+        collection: unique keys); False if it was already recorded.
 
-        A decision (or settlement) older than the limit at `now` (first sight: a replay of old topics) is recorded
-        as `skipped_stale` and never texted; its redelivery finds the row and changes nothing. A
-        decision about an erased person is recorded `failed` (`recipient_erased`): no phone to text."""
+        A cause (decision, settlement, overdue bill, failed collection) older than the limit at `now`
+        (first sight: a replay of old topics) is recorded as `skipped_stale` and never texted; its
+        redelivery finds the row and changes nothing. A message to an erased person is recorded
+        `failed` (`recipient_erased`): no phone to text."""
         now, max_age = self.clock(), self.max_decision_age
         phone = await projections.phone_of(conn, intent.recipient_id)
         erased = await projections.erased_at(conn, intent.recipient_id)
@@ -153,6 +171,8 @@ class NotifyService(ServiceLayer):
             erased,
             now if erased is not None else None,
             intent.payment_id,
+            intent.subject.key if intent.subject else None,
+            intent.bill_id,
         )
         recorded = status.endswith(" 1")
         if recorded and erased is None and stale:
@@ -162,6 +182,7 @@ class NotifyService(ServiceLayer):
                 sms_id=str(intent.sms_id),
                 case_id=str(intent.case_id),
                 payment_id=str(intent.payment_id),
+                subject=intent.subject.key if intent.subject else None,
                 decided_at=intent.decided_at.isoformat(),
                 age_hours=round((now - intent.decided_at) / timedelta(hours=1), 1),
                 max_age_hours=max_age / timedelta(hours=1),

@@ -9,7 +9,11 @@ from pathlib import Path
 
 # The receipt of a settlement (issue 8, "Downstream"); placeholders period, amount, channel.
 RECEIPT_TEMPLATE = "payment_receipt"
-REQUIRED = ("review_approved", "review_rejected", RECEIPT_TEMPLATE)
+# The reminder of an overdue bill; placeholders period, amount, due.
+OVERDUE_TEMPLATE = "bill_overdue"
+# A failed bank withholding collection; placeholders period, amount, bank, reason.
+COLLECTION_FAILED_TEMPLATE = "withholding_failed"
+REQUIRED = ("review_approved", "review_rejected", RECEIPT_TEMPLATE, OVERDUE_TEMPLATE, COLLECTION_FAILED_TEMPLATE)
 # Trailing punctuation of one reason, dropped so that joined reasons read as one sentence.
 _REASON_END = "。．.；;，,、 \t\n"
 

@@ -1,10 +1,14 @@
 """payment's composition root: settings, the tariffs, runtime, consumer, routes."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from kernel.db import migrations_from
+from kernel.effects import Dispatcher, poll_forever
 from kernel.logging import get_logger
 from kernel.runtime import ServiceRuntime
+from services.payment.bank import HttpBankGateway, collection_policy, load_bank_gateway
 from services.payment.channels import ChannelVerifiers
 from services.payment.handlers import PaymentHandlers
 from services.payment.people import PeopleDirectory
@@ -12,6 +16,8 @@ from services.payment.routes import router
 from services.payment.service import PaymentRules, PaymentService
 from services.payment.settings import PaymentSettings
 from services.payment.tariff import TariffBook
+from services.payment.withholding_routes import router as withholding_router
+from services.payment.withholding_service import COLLECTIONS
 
 log = get_logger(__name__)
 
@@ -55,5 +61,27 @@ def build(
             await app.state.payment_people.aclose()
             app.state.payment_people = PeopleDirectory(settings)  # a runtime started again gets an open client
 
+    async def collect(runtime: ServiceRuntime) -> None:
+        """Send the withholding runs' collection requests, each once (kernel.effects)."""
+        gateway = load_bank_gateway(settings, runtime.pool)
+        policy = collection_policy(settings)
+        dispatcher = Dispatcher(runtime.pool, COLLECTIONS, gateway, policy, on_final=service.record_collection_final)
+        try:
+            await poll_forever(dispatcher.run_once, policy, COLLECTIONS.name)
+        finally:
+            if isinstance(gateway, HttpBankGateway):
+                await gateway.aclose()
+
+    async def record_overdue(runtime: ServiceRuntime) -> None:
+        """Bills whose due day passed become BillOverdue (one reminder SMS each, by notify)."""
+        while True:
+            try:
+                await service.mark_overdue()
+            except Exception as exc:  # the database away for a while must not end the task
+                log.warning("overdue_check_failed", error=repr(exc))
+            await asyncio.sleep(settings.payment_overdue_check_seconds)
+
+    runtime.background = [collect, record_overdue]
     app.include_router(router)
+    app.include_router(withholding_router)
     return app, runtime

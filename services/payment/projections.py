@@ -20,6 +20,7 @@ from contracts.envelope import Envelope
 from contracts.events.payment import BillIssued, ContributionAccountOpened, PaymentSettled
 from contracts.upcasting import decode
 from kernel.db import Connection, Executor
+from services.payment import withholding_views
 from services.payment.domain import Month, TiersChanged
 from services.payment.reconciliation import ReconciliationRunRecorded, Taken
 from services.payment.settlement import CollectionFailureRecorded, OverpaymentRecorded, ReconciliationExceptionRecorded
@@ -28,6 +29,7 @@ from services.payment.settlement import CollectionFailureRecorded, OverpaymentRe
 async def apply(conn: Connection, envelopes: Sequence[Envelope]) -> None:
     for envelope in envelopes:
         event = decode(envelope)
+        await withholding_views.apply(conn, event, envelope)
         if isinstance(event, ContributionAccountOpened):
             await _account_opened(conn, event)
         elif isinstance(event, TiersChanged):

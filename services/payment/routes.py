@@ -134,7 +134,7 @@ def _bill(row: asyncpg.Record, today: date) -> BillView:
 MAX_NOTIFICATION_BYTES = 64 * 1024
 
 
-async def _body(request: Request) -> bytes:
+async def read_notification(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_NOTIFICATION_BYTES:
         raise _too_large()
@@ -164,7 +164,7 @@ def _too_large() -> Problem:
     response_class=Response,
 )
 async def channel_notification(channel: Channel, request: Request, svc: Service) -> Response:
-    body = await _body(request)
+    body = await read_notification(request)
     verifiers: ChannelVerifiers = request.app.state.payment_channels
     # Verified before any database work: a refused notification changes nothing.
     verified = verifiers.verify(channel, request.headers, body, now=datetime.now(UTC))

@@ -24,12 +24,13 @@ from kernel.eventstore import ConcurrencyError
 from kernel.inbox import Result
 from kernel.logging import get_logger
 from kernel.problems import Conflict, NotFound, Problem, Refused
-from kernel.runtime import ServiceLayer, Storage
+from kernel.runtime import Storage
 from kernel.unit_of_work import PostgresUnitOfWork, UnitOfWork, UnitOfWorkFactory
 from services.payment import domain, projections, reconciliation, settlement
 from services.payment.channels import ChannelNotification, Verified
 from services.payment.domain import Month, Tiers
 from services.payment.tariff import TariffBook
+from services.payment.withholding_service import WithholdingOperations
 
 log = get_logger(__name__)
 
@@ -72,7 +73,7 @@ def _no_account() -> NotFound:
     return NotFound("account_not_found", "未找到该参保人的缴费账户：参保登记审核通过后才会开立缴费账户。")
 
 
-class PaymentService(ServiceLayer):
+class PaymentService(WithholdingOperations):
     """`units`: where the unit of work comes from (default: PostgreSQL on the pool); a handler
     passes one on its consumer's connection."""
 
@@ -291,7 +292,11 @@ class PaymentService(ServiceLayer):
                 settlement.collection_stream(failed.failure_id), 0, [failed], correlation_id=str(failed.failure_id)
             )
             await self.project(uow, envelopes)
-            return {"status": 200, "outcome": "collection_failed", "failure_id": str(failed.failure_id)}
+            # Our open request of that bill fails (the person is told, the next run asks again);
+            # a failure naming no open request of ours stays the operators' record only.
+            told = await self.collection_failed(uow, verified)
+            return {"status": 200, "outcome": "collection_failed", "failure_id": str(failed.failure_id),
+                    "request_failed": told}  # fmt: skip
         bill_id = settlement.bill_id_of(verified.out_trade_no)
         history = await uow.events.load(domain.bill_stream(bill_id)) if bill_id is not None else []
         bill = settlement.replay(history)

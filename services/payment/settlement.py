@@ -16,8 +16,8 @@ same notification always names the same payment or exception. Money is integer f
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID, uuid5
 
@@ -25,9 +25,10 @@ from pydantic import Field, StrictInt
 
 from contracts.envelope import Envelope
 from contracts.events.base import Event, Fen, NonEmptyStr, UtcDatetime
-from contracts.events.payment import BillIssued, Channel, MaskedName, PaymentSettled
+from contracts.events.payment import BillIssued, BillOverdue, Channel, MaskedName, PaymentSettled
 from kernel import aggregate
 from services.payment.channels import ChannelNotification, CollectionFailed, WithholdingFailure
+from services.payment.withholding import Collections
 
 # Never change: payment, exception and failure ids derived from them are stored in events.
 _PAYMENT_NAMESPACE = UUID("5d1e7c3a-92b4-4f0e-b6a8-1c3d5e7f9a02")
@@ -165,6 +166,9 @@ class Bill:
     settled: PaymentSettled | None = None
     correlation_id: str = ""
     issued_event_id: UUID | None = None
+    # Bank withholding's requests of this bill (withholding.py) and its overdue record.
+    collections: Collections = field(default_factory=Collections)
+    overdue: BillOverdue | None = None
 
 
 def evolve(bill: Bill | None, event: Event, envelope: Envelope) -> Bill | None:
@@ -172,9 +176,12 @@ def evolve(bill: Bill | None, event: Event, envelope: Envelope) -> Bill | None:
         return Bill(event, envelope.stream_version, None, envelope.correlation_id, envelope.event_id)
     if bill is None:
         return None
+    bill = replace(bill, version=envelope.stream_version, collections=bill.collections.fold(event))
     if isinstance(event, PaymentSettled) and bill.settled is None:
-        return replace(bill, settled=event, version=envelope.stream_version)
-    return replace(bill, version=envelope.stream_version)
+        return replace(bill, settled=event)
+    if isinstance(event, BillOverdue) and bill.overdue is None:
+        return replace(bill, overdue=event)
+    return bill
 
 
 def replay(history: Iterable[Envelope]) -> Bill | None:
@@ -213,6 +220,22 @@ def decide(bill: Bill | None, notification: ChannelNotification, now: datetime) 
     if notification.amount_fen != issued.amount_fen:
         return _exception("amount_mismatch", notification, issued.bill_id, issued.amount_fen, now)
     return PaymentSettled(**money, settled_at=notification.paid_at)
+
+
+def overdue(bill: Bill, today: date, now: datetime) -> BillOverdue | None:
+    """The bill recorded overdue once, the day after its due day (`today` in Changzhou), if unpaid."""
+    issued = bill.issued
+    if bill.settled is not None or bill.overdue is not None or today <= issued.due_on:
+        return None
+    return BillOverdue(
+        bill_id=issued.bill_id,
+        account_id=issued.account_id,
+        insured_person_id=issued.insured_person_id,
+        period=issued.period,
+        amount_fen=issued.amount_fen,
+        due_on=issued.due_on,
+        overdue_at=now,
+    )
 
 
 def _exception(

@@ -9,7 +9,10 @@ configured to trust:
   signature is 401 and settles nothing; a wrong amount is 422 and a reconciliation exception;
   the bills' total equals the settlements' total, and no JSON answer holds a float;
 - payment killed with SIGKILL while a notification is inside its transaction (held there by a
-  trigger), started again, the channel's retry of the same notification settles exactly once."""
+  trigger), started again, the channel's retry of the same notification settles exactly once;
+- bank withholding: the bank's agreement notice (the same card again is reused), `flexctl payment
+  withhold` twice sends one collection request, the bank's failure is told by one SMS and asked
+  again by the next run, its success settles the bill once with a receipt."""
 
 import asyncio
 import concurrent.futures
@@ -38,7 +41,18 @@ from tests.support.applicant import (
 from tests.support.crash import crash, hold, restart, stored_events
 from tests.support.infra import group_prefix, topic
 from tests.support.kafka import end_offsets, published_after
-from tests.support.payment import Keys, alipay, channel_env, floats_in, issue_bills, make_keys, wechat
+from tests.support.payment import (
+    Keys,
+    agreement_notice,
+    alipay,
+    channel_env,
+    collection_result,
+    flexctl_payment,
+    floats_in,
+    issue_bills,
+    make_keys,
+    wechat,
+)
 from tests.support.processes import ServiceProcess
 
 NAMES = ("identity", "enrollment", "review", "notify", "payment")
@@ -139,29 +153,6 @@ def settled_on_topic(start: Any, bill_ids: set[str], expected: int) -> list[dict
     return found
 
 
-def receipts(system: dict[str, ServiceProcess], operator: dict[str, str], user_id: str, count: int) -> list[Any]:
-    """The person's sent receipt SMS once there are `count`, checked to stay `count` for 3 s."""
-    notify = httpx.Client(base_url=system["notify"].url, timeout=15)
-
-    def sent() -> list[dict[str, Any]]:
-        answer = notify.get("/v1/sms", params={"recipient_id": user_id}, headers=operator)
-        assert answer.status_code == 200, answer.text
-        items = [m for m in answer.json()["items"] if m["template"] == "payment_receipt"]
-        assert len(items) <= count, f"never more than one receipt per settlement: {items}"
-        return [m for m in items if m["state"] == "sent"]
-
-    def all_sent() -> list[dict[str, Any]] | None:
-        items = sent()
-        return items if len(items) == count else None
-
-    found = eventually(all_sent, f"{count} receipts")
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:  # a duplicate would show up now, not later
-        assert len(sent()) == count
-        time.sleep(0.5)
-    return found
-
-
 def yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
@@ -247,7 +238,7 @@ def test_two_bills_paid_by_wechat_and_by_alipay_for_another_person(system: dict[
         return entries if len(entries) == 2 else None
 
     eventually(both_in_timeline, "both payments in the timeline")
-    sent = receipts(system, operator, person.user_id, 2)
+    sent = sms_of(system, operator, person.user_id, "payment_receipt", 2)
     assert {m["payment_id"] for m in sent} == {by_wechat["payment_id"], by_alipay["payment_id"]}
 
 
@@ -288,5 +279,80 @@ def test_payment_killed_inside_a_settlement_settles_once_after_the_channels_retr
     [shown] = [b for b in bills_of(system, person, 1)["bills"] if b["bill_id"] == bill["bill_id"]]
     assert shown["status"] == "paid"
     person.wait_for_status(application_id, "active")
-    [receipt] = receipts(system, operator, person.user_id, 1)
+    [receipt] = sms_of(system, operator, person.user_id, "payment_receipt", 1)
     assert UUID(receipt["payment_id"]) == payment_id_for("wechat", txn)
+
+
+def sms_of(system: dict[str, ServiceProcess], operator: dict[str, str], user_id: str, template: str, count: int) -> Any:
+    """The person's sent messages of `template` once there are `count`, checked to stay `count` for 3 s."""
+    notify = httpx.Client(base_url=system["notify"].url, timeout=15)
+
+    def sent() -> list[dict[str, Any]]:
+        answer = notify.get("/v1/sms", params={"recipient_id": user_id}, headers=operator)
+        assert answer.status_code == 200, answer.text
+        items = [m for m in answer.json()["items"] if m["template"] == template]
+        assert len(items) <= count, f"never more than {count} {template}: {items}"
+        return [m for m in items if m["state"] == "sent"]
+
+    found = eventually(lambda: items if len(items := sent()) == count else None, f"{count} {template}")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert len(sent()) == count
+        time.sleep(0.5)
+    return found
+
+
+def test_bank_withholding_run_twice_collects_once_and_a_failed_collection_is_told_and_asked_again(
+    system: dict[str, ServiceProcess],
+) -> None:
+    person, application_id = approved(system, "冯代扣", date(1979, 5, 14), male=True)
+    issue_bills(system["payment"])
+    [bill] = bills_of(system, person, 1)["bills"]
+    operator = staff(system, "operator")
+    payment = httpx.Client(base_url=system["payment"].url, timeout=15)
+
+    # The person signs at the bank; the bank says so (twice, and once more for the same card).
+    for number in ("AG-E2E-1", "AG-E2E-1", "AG-E2E-2"):
+        headers, body = agreement_notice(person.id_number, person.name, "CARD-E2E-6217009988", number)
+        answer = payment.post("/v1/channels/bank_withholding/agreements", headers=headers, content=body)
+        assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "reused"
+
+    def requests() -> list[dict[str, Any]]:
+        listed = payment.get("/v1/withholding/collections", params={"insured_person_id": person.user_id},
+                             headers=operator)  # fmt: skip
+        assert listed.status_code == 200 and floats_in(listed.json()) == [], listed.text
+        found: list[dict[str, Any]] = listed.json()["collections"]
+        return found
+
+    # The monthly run, twice: one request, sent once to the bank.
+    for _ in range(2):
+        flexctl_payment(system["payment"], "withhold")
+    [first] = requests()
+    assert (first["bill_id"], first["attempt"], first["state"]) == (bill["bill_id"], 1, "sent")
+    assert first["amount_fen"] == bill["amount_fen"] and first["provider_ref"].startswith("local-")
+
+    # The bank could not collect: the person is told once, the next run asks again.
+    failed = collection_result(bill["bill_id"], first["collection_request_id"], bill["amount_fen"],
+                               reason="card_not_activated")  # fmt: skip
+    for _ in range(2):
+        answer = payment.post("/v1/channels/bank_withholding/notifications", headers=failed[0], content=failed[1])
+        assert answer.status_code == 200, answer.text
+    [told] = sms_of(system, operator, person.user_id, "withholding_failed", 1)
+    assert "社保卡金融功能未激活" in told["text"] and yuan(bill["amount_fen"]) in told["text"]
+    flexctl_payment(system["payment"], "withhold")
+    second, earlier = requests()
+    assert (second["attempt"], earlier["result"], second["result"]) == (2, "failed", None)
+
+    # Collected: the bill is paid by withholding, the application active, one receipt.
+    start = asyncio.run(end_offsets(topic(topics.PAYMENT_EVENTS)))
+    done = collection_result(bill["bill_id"], second["collection_request_id"], bill["amount_fen"])
+    answer = payment.post("/v1/channels/bank_withholding/notifications", headers=done[0], content=done[1])
+    assert answer.status_code == 200, answer.text
+    [record] = settled_on_topic(start, {bill["bill_id"]}, expected=1)
+    assert (record["data"]["channel"], record["data"]["bank"]) == ("bank_withholding", "工商银行")
+    assert record["data"]["amount_fen"] == bill["amount_fen"] and type(record["data"]["amount_fen"]) is int
+    person.wait_for_status(application_id, "active")
+    sms_of(system, operator, person.user_id, "payment_receipt", 1)
+    flexctl_payment(system["payment"], "withhold")  # a paid bill is not asked again
+    assert [r["result"] for r in requests()] == ["collected", "failed"]

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kernel.relay import new_producer
-from ops import flexctl
+from ops import cli_support, flexctl
 from tests.support.infra import KAFKA_ADMIN
 from tests.support.journey import PHONE, Journey, small_journey
 from tests.support.kafka import publish
@@ -65,7 +65,7 @@ def test_json_lines_give_every_event_of_the_journey_once_in_time_order(journey: 
 
 
 def test_the_table_has_a_row_per_event_with_a_masked_summary(journey: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(flexctl.console, "width", 250)
+    monkeypatch.setattr(cli_support.console, "width", 250)
     result = CliRunner().invoke(flexctl.app, ["history", str(journey.application_id)])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]

@@ -28,7 +28,7 @@ from contracts.events.payment import PaymentSettled
 from contracts.topics import dlq_topic
 from kernel.consumer import IdempotentConsumer
 from kernel.db import migrate, migrations_from
-from ops import flexctl
+from ops import cli_support, flexctl
 from ops.kafka_ops import partitions_of
 from ops.rebuild import StatusRebuild
 from services.enrollment import projections, rebuild
@@ -247,7 +247,7 @@ def test_the_command_keeps_the_old_table_when_asked_and_then_refuses_to_overwrit
             await conn.close()
 
     asyncio.run(prepare())
-    monkeypatch.setattr(flexctl.console, "width", 200)
+    monkeypatch.setattr(cli_support.console, "width", 200)
     command = ["projection", "rebuild", "enrollment-status", "--schema", schema]
     try:
         runner = CliRunner()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from kernel.eventstore import EventStore
 from kernel.runtime import OpenStorage
-from ops import flexctl
+from ops import cli_support, flexctl
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from tests.support.infra import DATABASE_URL, connect_as, drop_schemas, provision_schema, service_pool, unique_name
@@ -25,7 +25,7 @@ def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     asyncio.run(provision_schema("identity", name))
     monkeypatch.setenv("SCHEMA_NAME", name)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
-    monkeypatch.setattr(flexctl.console, "width", 250)
+    monkeypatch.setattr(cli_support.console, "width", 250)
     yield name
     asyncio.run(drop_schemas(name))
 

@@ -18,7 +18,7 @@ from kernel.eventstore import EventStore
 from kernel.problems import NotFound
 from kernel.runtime import OpenStorage
 from kernel.settings import local_secret
-from ops import flexctl
+from ops import cli_support, flexctl
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
 from tests.support.identity import PASSWORD, RunningIdentity, running_identity, unique_phone
@@ -137,7 +137,7 @@ def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     asyncio.run(provision_schema("identity", name))  # as `make up` provisions identity's
     monkeypatch.setenv("SCHEMA_NAME", name)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
-    monkeypatch.setattr(flexctl.console, "width", 250)
+    monkeypatch.setattr(cli_support.console, "width", 250)
     yield name
     asyncio.run(drop_schemas(name))
 

@@ -18,7 +18,7 @@ from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore
 from kernel.personal import new_data_key, seal
 from kernel.runtime import OpenStorage
-from ops import flexctl
+from ops import cli_support, flexctl
 from services.payment import domain
 from services.payment.app import load_rules
 from services.payment.domain import Month
@@ -38,7 +38,7 @@ def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     asyncio.run(provision_schema("payment", name))
     monkeypatch.setenv("SCHEMA_NAME", name)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
-    monkeypatch.setattr(flexctl.console, "width", 250)
+    monkeypatch.setattr(cli_support.console, "width", 250)
     yield name
     asyncio.run(drop_schemas(name))
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kernel.clock import local_date
-from ops import flexctl
+from ops import cli_support, flexctl
 from tests.support.infra import DATABASE_URL
 from tests.support.payment import Keys, Payment, billed_person, post, wechat
 
@@ -46,7 +46,7 @@ async def test_reconcile_lists_every_difference_and_records_each_run(
 ) -> None:
     monkeypatch.setenv("SCHEMA_NAME", payment.schema)
     monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
-    monkeypatch.setattr(flexctl.console, "width", 250)
+    monkeypatch.setattr(cli_support.console, "width", 250)
     _, [first, second] = await billed_person(payment, months_back=1)
     txn_first, txn_second = "4200" + uuid4().hex[:24], "4200" + uuid4().hex[:24]
     for bill, txn in ((first, txn_first), (second, txn_second)):

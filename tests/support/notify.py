@@ -1,11 +1,12 @@
-"""Shared helpers for notify's tests: a review decision as review publishes it; notify started
-in-process (`Notify`), the Kafka helpers and the event and table look-ups of its integration tests."""
+"""Shared helpers for notify's tests: a review decision as review publishes it; an overdue bill and
+a failed withholding collection as payment publishes them; notify started in-process (`Notify`),
+the Kafka helpers and the event and table look-ups of its integration tests."""
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.envelope import Envelope
+from contracts.events.payment import BillOverdue, WithholdingCollectionFailed, WithholdingFailureReason
 from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.auth import Principal, issue_token
 from kernel.personal import PersonKeys
@@ -34,6 +36,59 @@ def decision(outcome: str, *reasons: str) -> ReviewDecided:
         reasons=[ReviewReason(code=f"r{i}", text=text) for i, text in enumerate(reasons)],
         reviewer_id=uuid4(),
         decided_at=datetime(2025, 3, 3, 2, tzinfo=UTC),
+    )
+
+
+def bill_overdue(
+    insured: UUID | None = None,
+    amount_fen: int = 170000,
+    period: str = "2025-03",
+    due_on: date = date(2025, 4, 15),
+    overdue_at: datetime | None = None,
+    bill_id: UUID | None = None,
+) -> BillOverdue:
+    return BillOverdue(
+        bill_id=bill_id or uuid4(),
+        account_id=uuid4(),
+        insured_person_id=insured or uuid4(),
+        period=period,
+        amount_fen=amount_fen,
+        due_on=due_on,
+        overdue_at=overdue_at or datetime(2025, 4, 16, 1, tzinfo=UTC),
+    )
+
+
+def collection_failed(
+    insured: UUID | None = None,
+    amount_fen: int = 170000,
+    reason: WithholdingFailureReason = "insufficient_funds",
+    bank: str = "工商银行",
+    period: str = "2025-03",
+    failed_at: datetime | None = None,
+    bill_id: UUID | None = None,
+) -> WithholdingCollectionFailed:
+    """One failed collection request (a new collection_request_id each call) of `bill_id`."""
+    return WithholdingCollectionFailed(
+        collection_request_id=uuid4(),
+        bill_id=bill_id or uuid4(),
+        account_id=uuid4(),
+        insured_person_id=insured or uuid4(),
+        period=period,
+        amount_fen=amount_fen,
+        bank=bank,
+        reason=reason,
+        failed_at=failed_at or datetime(2025, 4, 5, 2, tzinfo=UTC),
+    )
+
+
+def from_payment(event: BillOverdue | WithholdingCollectionFailed, correlation_id: str = "pay-1") -> Envelope:
+    """The envelope payment publishes for `event` (producer "payment"), keyed by its bill's stream."""
+    return Envelope.wrap(
+        event,
+        stream_id=f"bill-{event.bill_id}",
+        stream_version=2,
+        producer="payment",
+        correlation_id=correlation_id,
     )
 
 

@@ -39,6 +39,7 @@ from tests.support.processes import ROOT, ServiceProcess
 
 APIV3_KEY = "k7Vq2mXz9LpR4tYw8NcB1dFgH3jS6uEa"
 COUNTER_SECRET = "a-test-secret-of-more-than-32-bytes-for-bank-counter"
+WITHHOLDING_SECRET = "a-test-secret-of-more-than-32-bytes-for-withholding"
 SECRET = PaymentSettings().jwt_secret.get_secret_value()
 
 
@@ -61,6 +62,10 @@ REAL: dict[str, Any] = {
     "payment_bank_withholding_secret": "a-real-bank-withholding-secret-32-bytes",
     # payment's token for identity's match question (services/payment/README.md, "Paying for another person").
     "payment_identity_match_token": "a-real-identity-match-token",
+    # Withholding's collection requests go to the banks' gateway over HTTPS, signed with our own secret.
+    "payment_bank_gateway": "http",
+    "payment_bank_gateway_url": "https://bank-gateway.example.cn",
+    "payment_bank_gateway_secret": "a-real-bank-gateway-secret-of-32-bytes",
 }
 SECRET_FIELDS = [
     "payment_wechat_apiv3_key",
@@ -119,19 +124,13 @@ def channel_env(keys: Keys) -> dict[str, str]:
         "PAYMENT_WECHAT_APIV3_KEY": APIV3_KEY,
         "PAYMENT_WECHAT_PLATFORM_CERTIFICATES": json.dumps({keys.serial: keys.certificate_pem}),
         "PAYMENT_ALIPAY_PUBLIC_KEY": public,
+        "PAYMENT_BANK_WITHHOLDING_SECRET": WITHHOLDING_SECRET,
     }
 
 
 def issue_bills(payment: ServiceProcess, month: str | None = None) -> str:
     """`flexctl payment issue-bills [--month YYYY-MM]` with the payment service's settings."""
-    env = {**payment.env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    where = ["--month", month] if month else []
-    done = subprocess.run(
-        [sys.executable, "-m", "ops.flexctl", "payment", "issue-bills", *where], cwd=ROOT, env=env,
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return flexctl_payment(payment, "issue-bills", *(["--month", month] if month else []))
 
 
 def floats_in(value: Any, path: str = "$") -> list[str]:
@@ -244,3 +243,50 @@ def bank_counter(bill_id: str, amount_fen: int, transaction_id: str) -> tuple[di
 async def post(payment: Payment, channel: str, notification: tuple[dict[str, str], bytes]) -> httpx.Response:
     headers, body = notification
     return await payment.http.post(f"/v1/channels/{channel}/notifications", headers=headers, content=body)
+
+
+# --- bank withholding, as a bank sends it (services/payment/channels/README.md) ------------------
+
+
+def signed_by_bank(fields: dict[str, Any], secret: str = WITHHOLDING_SECRET) -> tuple[dict[str, str], bytes]:
+    body = json.dumps(fields, ensure_ascii=False).encode("utf-8")
+    timestamp = str(int(datetime.now(UTC).timestamp()))
+    headers = {"Content-Type": "application/json", "X-Flexenroll-Timestamp": timestamp,
+               "X-Flexenroll-Signature": sign(secret, timestamp, body)}  # fmt: skip
+    return headers, body
+
+
+def agreement_notice(
+    id_number: str, name: str, card_ref: str, agreement_no: str, status: str = "signed", bank_code: str = "ICBC"
+) -> tuple[dict[str, str], bytes]:
+    """A bank's notice that the person signed (or ended) a withholding agreement at its branch."""
+    moment = "signed_at" if status == "signed" else "terminated_at"
+    return signed_by_bank(
+        {"status": status, "agreement_no": agreement_no, "bank_code": bank_code, "card_ref": card_ref,
+         "card_last4": card_ref[-4:], "id_number": id_number, "name": name,
+         moment: datetime.now(UTC).replace(microsecond=0).isoformat()}
+    )  # fmt: skip
+
+
+def collection_result(
+    bill_id: UUID | str, request_id: UUID | str, amount_fen: int, reason: str | None = None, bank_code: str = "ICBC"
+) -> tuple[dict[str, str], bytes]:
+    """The bank's answer to one collection request: collected, or (with `reason`) failed."""
+    fields: dict[str, Any] = {
+        "transaction_id": f"W{uuid4().hex[:20]}", "out_trade_no": str(bill_id), "amount_fen": amount_fen,
+        "completed_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "bank_code": bank_code,
+        "collection_request_id": str(request_id), "result": "failed" if reason else "success",
+    }  # fmt: skip
+    if reason:
+        fields["failure_reason"] = reason
+    return signed_by_bank(fields)
+
+
+def flexctl_payment(payment: ServiceProcess, *args: str) -> str:
+    """`flexctl payment …` with the payment service's settings; its output."""
+    env = {**payment.env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.flexctl", "payment", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout

@@ -50,7 +50,9 @@ def test_a_templates_file_overrides_texts_and_aliyun_codes(tmp_path: Path) -> No
     path.write_text(
         '[review_approved]\ntext = "通过"\naliyun_template_code = "SMS_1"\n'
         '[review_rejected]\ntext = "不通过：${reasons}"\n'
-        '[payment_receipt]\ntext = "已缴${period}${amount}元（${channel}）"\n',
+        '[payment_receipt]\ntext = "已缴${period}${amount}元（${channel}）"\n'
+        '[bill_overdue]\ntext = "逾期${period}${amount}元${due}"\n'
+        '[withholding_failed]\ntext = "代扣失败${period}${amount}元${bank}${reason}"\n',
         encoding="utf-8",
     )
     templates = load_templates(path, "测试", {"review_rejected": "SMS_2"})

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -160,4 +161,51 @@ def _bank_withholding(data: Mapping[str, Any]) -> Verified:
         failed_at=rfc3339(data.get("completed_at"), "completed_at"),
         bank_detail=optional_text(data, "failure_detail", max_length=200),
         raw=dict(data),
+    )
+
+
+# --- withholding agreements (services/payment/channels/README.md, "Withholding agreements") ------
+
+
+@dataclass(frozen=True)
+class AgreementNotice:
+    """A bank's verified word that a person signed (or ended) a withholding agreement at its branch.
+
+    The ID number and name are how the bank knows the person: payment asks identity who that is
+    and keeps neither (docs/personal-data.md)."""
+
+    status: Literal["signed", "terminated"]
+    agreement_no: str
+    bank: Bank
+    card_ref: str
+    card_last4: str | None
+    id_number: str
+    name: str
+    at: datetime
+
+    def __repr__(self) -> str:  # never the ID number or the name in a log or a traceback
+        return f"AgreementNotice({self.status}, {self.bank.code}, {self.agreement_no})"
+
+
+def verify_agreement(
+    verifier: HmacVerifier, headers: Mapping[str, str], body: bytes, *, now: datetime
+) -> AgreementNotice:
+    """The bank_withholding channel's signed agreement notice, or a refusal (401/422, as notifications)."""
+    if verifier.channel != "bank_withholding":
+        raise ValueError("agreements come from the bank_withholding channel")
+    verifier._check_signature(headers, body, now)
+    data = load_json_object(body, "协议通知报文")
+    status = data.get("status")
+    if status not in ("signed", "terminated"):
+        invalid_notification("字段 status 应为 signed 或 terminated")
+    time_field = "signed_at" if status == "signed" else "terminated_at"
+    return AgreementNotice(
+        status=status,
+        agreement_no=text_field(data, "agreement_no", pattern=ID_PATTERN),
+        bank=_bank(data),
+        card_ref=text_field(data, "card_ref", pattern=ID_PATTERN),
+        card_last4=_card_last4(data),
+        id_number=text_field(data, "id_number", max_length=18),
+        name=text_field(data, "name", max_length=32),
+        at=rfc3339(data.get(time_field), time_field),
     )
