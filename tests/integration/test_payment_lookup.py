@@ -19,13 +19,11 @@ from pydantic import SecretStr
 from kernel.auth import Principal, Role, issue_token
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
-from services.payment.app import build
 from services.payment.people import PeopleDirectory, resident_id_shape
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
-from tests.support.identity import Person, RunningIdentity, running_identity
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
-from tests.support.payment import COUNTER_SECRET, approve_and_bill, bank_counter
+from tests.support.identity import Person, RunningIdentity
+from tests.support.payment import COUNTER_SECRET, approve_and_bill, bank_counter, payment_with_identity
 from tests.support.people import id_number
 
 SECRET = PaymentSettings().jwt_secret.get_secret_value()
@@ -56,26 +54,10 @@ class Lookup:
 
 @pytest.fixture
 async def lookup(schema: str) -> AsyncIterator[Lookup]:
-    async with running_identity() as identity:
-        settings = PaymentSettings(
-            schema_name=schema,
-            consumer_group_prefix=group_prefix("lookup"),
-            database_url=DATABASE_URL,
-            kafka_bootstrap=KAFKA_BOOTSTRAP,
-            identity_url="http://identity.test",
-            payment_lookup_min_seconds=FLOOR,
-            payment_bank_counter_secret=SecretStr(COUNTER_SECRET),
-        )
-        people = PeopleDirectory(settings, transport=httpx.ASGITransport(app=identity.app))
-        await provision_schema("payment", schema)
-        app, runtime = build(settings, people=people)
-        await runtime.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://payment") as http:
-                yield Lookup(identity, app, runtime, http, app.state.payment, settings)
-        finally:
-            await runtime.stop()
-            await people.aclose()
+    async with payment_with_identity(
+        schema, "lookup", payment_lookup_min_seconds=FLOOR, payment_bank_counter_secret=SecretStr(COUNTER_SECRET)
+    ) as running:
+        yield Lookup(running.identity, running.app, running.runtime, running.http, running.service, running.settings)
 
 
 async def open_billed_account(lookup: Lookup, person: UUID, months_back: int) -> list[dict[str, Any]]:

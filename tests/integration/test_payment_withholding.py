@@ -24,15 +24,18 @@ from kernel.clock import local_date
 from kernel.effects import Dispatcher, Policy
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
-from services.payment.app import build
 from services.payment.bank import HttpBankGateway, LocalBankSink
-from services.payment.people import PeopleDirectory
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
 from services.payment.withholding_service import COLLECTIONS
-from tests.support.identity import RunningIdentity, running_identity
-from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
-from tests.support.payment import WITHHOLDING_SECRET, agreement_notice, approve_and_bill, collection_result
+from tests.support.identity import RunningIdentity
+from tests.support.payment import (
+    WITHHOLDING_SECRET,
+    agreement_notice,
+    approve_and_bill,
+    collection_result,
+    payment_with_identity,
+)
 
 SECRET = PaymentSettings().jwt_secret.get_secret_value()
 POLICY = Policy(poll_seconds=0.1, backoff_seconds=0.01, call_timeout_seconds=2, lease_seconds=6)
@@ -76,28 +79,15 @@ class Desk:
 
 @pytest.fixture
 async def desk(schema: str) -> AsyncIterator[Desk]:
-    async with running_identity() as identity:
-        settings = PaymentSettings(
-            schema_name=schema,
-            consumer_group_prefix=group_prefix("withhold"),
-            database_url=DATABASE_URL,
-            kafka_bootstrap=KAFKA_BOOTSTRAP,
-            identity_url="http://identity.test",
-            payment_bank_withholding_secret=SecretStr(WITHHOLDING_SECRET),
-            # The tests drive the collector and the overdue check themselves.
-            payment_collector_poll_seconds=3600,
-            payment_overdue_check_seconds=3600,
-        )
-        people = PeopleDirectory(settings, transport=httpx.ASGITransport(app=identity.app))
-        await provision_schema("payment", schema)
-        app, runtime = build(settings, people=people)
-        await runtime.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://payment") as http:
-                yield Desk(identity, runtime, http, app.state.payment, schema)
-        finally:
-            await runtime.stop()
-            await people.aclose()
+    async with payment_with_identity(
+        schema,
+        "withhold",
+        payment_bank_withholding_secret=SecretStr(WITHHOLDING_SECRET),
+        # The tests drive the collector and the overdue check themselves.
+        payment_collector_poll_seconds=3600,
+        payment_overdue_check_seconds=3600,
+    ) as running:
+        yield Desk(running.identity, running.runtime, running.http, running.service, schema)
 
 
 async def signed_person(desk: Desk, name: str, months_back: int = 0, card: str = "CARD-0001-6217") -> UUID:

@@ -7,6 +7,8 @@ import base64
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 
 from contracts.envelope import Envelope
 from contracts.events.base import Event
@@ -30,11 +33,15 @@ from kernel.clock import SHANGHAI
 from kernel.personal import new_data_key, seal
 from kernel.runtime import ServiceRuntime
 from services.payment import domain
+from services.payment.app import build
 from services.payment.channels import sign
 from services.payment.domain import Month
+from services.payment.people import PeopleDirectory
 from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
 from services.payment.tariff import TariffBook
+from tests.support.identity import RunningIdentity, running_identity
+from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
 from tests.support.processes import ROOT, ServiceProcess
 
 APIV3_KEY = "k7Vq2mXz9LpR4tYw8NcB1dFgH3jS6uEa"
@@ -290,3 +297,39 @@ def flexctl_payment(payment: ServiceProcess, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+@dataclass
+class PaymentWithIdentity:
+    """payment in-process, asking a real identity in-process (its match question), on the real
+    database and broker."""
+
+    identity: RunningIdentity
+    app: FastAPI
+    runtime: ServiceRuntime
+    http: httpx.AsyncClient
+    service: PaymentService
+    settings: PaymentSettings
+
+
+@asynccontextmanager
+async def payment_with_identity(schema: str, label: str, **overrides: Any) -> AsyncIterator[PaymentWithIdentity]:
+    async with running_identity() as identity:
+        settings = PaymentSettings(
+            schema_name=schema,
+            consumer_group_prefix=group_prefix(label),
+            database_url=DATABASE_URL,
+            kafka_bootstrap=KAFKA_BOOTSTRAP,
+            identity_url="http://identity.test",
+            **overrides,
+        )
+        people = PeopleDirectory(settings, transport=httpx.ASGITransport(app=identity.app))
+        await provision_schema("payment", schema)
+        app, runtime = build(settings, people=people)
+        await runtime.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://payment") as http:
+                yield PaymentWithIdentity(identity, app, runtime, http, app.state.payment, settings)
+        finally:
+            await runtime.stop()
+            await people.aclose()
