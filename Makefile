@@ -50,7 +50,8 @@ up: install infra-up
 	@printf '%-12s %s\n' PostgreSQL "$(PG_URL)" Kafka "$(BOOTSTRAP)"
 	@for s in $(SERVICES); do \
 	  port="$$($(LOCAL)/services.sh port "$$s")"; \
-	  printf '%-12s %s\n' "$$s" "http://127.0.0.1:$$port  (API docs: http://127.0.0.1:$$port/docs)"; \
+	  metrics="$$($(LOCAL)/services.sh metrics-port "$$s")"; \
+	  printf '%-12s %s\n' "$$s" "http://127.0.0.1:$$port  (OpenAPI: /openapi.json; metrics: http://127.0.0.1:$$metrics/metrics)"; \
 	done
 	@printf '%-12s %s\n' Logs "$(CURDIR)/.run/ (services/*.log, kafka/broker.log, postgres/postgres.log)"
 

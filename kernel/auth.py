@@ -1,17 +1,31 @@
-"""Bearer tokens (JWT, HS256) issued by identity and checked by every service.
+"""Bearer tokens (JWT, EdDSA/Ed25519) signed by identity alone and verified by every service.
 
-A token names a person, a role and, for staff, an optional `scope`: the organisational unit they
-are limited to. The kernel only carries the scope; what it means is the consuming service's
-business (review reads it as the reviewer's accepting agency and shows only its cases).
+identity holds the private key (IDENTITY_TOKEN_SIGNING_KEY); every service verifies with the
+public keys of TOKEN_PUBLIC_KEYS (a JWKS), chosen by the token's `kid` header, so that a new key
+can be published before identity signs with it (services/identity/README.md, "Tokens").
+
+A token names a person (`sub`), a role and, for staff, an optional `scope`: the organisational
+unit they are limited to. The kernel only carries the scope; what it means is the consuming
+service's business (review reads it as the reviewer's accepting agency and shows only its cases).
+`aud` lists the services the role may use (AUDIENCES): a service accepts only tokens that name
+it. `ver` is the account's token version: identity bumps it (password reset, role change,
+disabling) and every service refuses older tokens (kernel.revocation).
 """
 
+import base64
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -19,11 +33,106 @@ from kernel.problems import Forbidden, Unauthorized
 
 Role = Literal["applicant", "reviewer", "operator"]
 ROLES: tuple[Role, ...] = ("applicant", "reviewer", "operator")
-_ALGORITHM = "HS256"
+_ALGORITHM = "EdDSA"
 _ISSUER = "flexenroll-identity"
 STAFF_ROLES: tuple[Role, ...] = ("reviewer", "operator")
 # Short and plain, so that it can be logged, compared and put in a URL without escaping.
 SCOPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# The services each role may use: a token's `aud` (README: "Services and what each owns").
+AUDIENCES: dict[Role, tuple[str, ...]] = {
+    "applicant": ("identity", "enrollment", "payment"),
+    "reviewer": ("identity", "enrollment", "review"),
+    "operator": ("identity", "enrollment", "review", "payment", "notify"),
+}
+
+# The development key pair `make up` and the tests use: known to everyone, refused outside
+# development (kernel.settings, services.identity.settings).
+SHIPPED_KEYS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "local" / "keys"
+SHIPPED_SIGNING_KEY_FILE = SHIPPED_KEYS_DIR / "EXAMPLE-identity-token-signing-key.pem"
+SHIPPED_PUBLIC_KEYS_FILE = SHIPPED_KEYS_DIR / "EXAMPLE-token-public-keys.jwks.json"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _public_jwk(public: Ed25519PublicKey) -> dict[str, str]:
+    x = _b64url(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    return {"kty": "OKP", "crv": "Ed25519", "x": x}
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """The key's id: its RFC 7638 JWK thumbprint, so that a kid can never name two keys."""
+    canonical = json.dumps(_public_jwk(public), separators=(",", ":"), sort_keys=True).encode()
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+def public_jwk(public: Ed25519PublicKey) -> dict[str, str]:
+    """The JWKS entry of a public key (with its kid)."""
+    return {**_public_jwk(public), "kid": key_id(public), "alg": _ALGORITHM, "use": "sig"}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """identity's private key and its kid."""
+
+    private: Ed25519PrivateKey
+    kid: str
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> "SigningKey":
+        key = serialization.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the token signing key must be an Ed25519 private key (PEM, PKCS#8)")
+        return cls(key, key_id(key.public_key()))
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        return self.private.public_key()
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """The keys tokens are verified with, by kid (a JWKS may hold the current and the next key)."""
+
+    by_kid: Mapping[str, Ed25519PublicKey]
+
+    @classmethod
+    def from_jwks(cls, jwks: str | Mapping[str, Any]) -> "PublicKeys":
+        data = json.loads(jwks) if isinstance(jwks, str) else jwks
+        keys: dict[str, Ed25519PublicKey] = {}
+        for entry in data.get("keys", []):
+            if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+                raise ValueError("token public keys must be Ed25519 (kty OKP, crv Ed25519)")
+            raw = base64.urlsafe_b64decode(entry["x"] + "=" * (-len(entry["x"]) % 4))
+            public = Ed25519PublicKey.from_public_bytes(raw)
+            kid = key_id(public)
+            if entry.get("kid", kid) != kid:
+                raise ValueError(f"kid {entry.get('kid')!r} is not the key's thumbprint {kid!r}")
+            keys[kid] = public
+        if not keys:
+            raise ValueError("no token public key given")
+        return cls(keys)
+
+    @classmethod
+    def load(cls, text_or_path: str) -> "PublicKeys":
+        """TOKEN_PUBLIC_KEYS: JWKS JSON text, or the path of a JWKS file."""
+        text = text_or_path.strip()
+        return cls.from_jwks(text if text.startswith("{") else Path(text).read_text())
+
+    def with_key(self, public: Ed25519PublicKey) -> "PublicKeys":
+        return PublicKeys({**self.by_kid, key_id(public): public})
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [public_jwk(k) for k in self.by_kid.values()]}
+
+
+def shipped_signing_key_pem() -> str:
+    return SHIPPED_SIGNING_KEY_FILE.read_text()
+
+
+def shipped_public_kids() -> frozenset[str]:
+    return frozenset(PublicKeys.load(str(SHIPPED_PUBLIC_KEYS_FILE)).by_kid)
 
 
 @dataclass(frozen=True)
@@ -46,48 +155,94 @@ class Principal:
         return self.role in STAFF_ROLES
 
 
-def issue_token(principal: Principal, secret: str, ttl_seconds: int, now: datetime | None = None) -> str:
+def issue_token(
+    principal: Principal, key: SigningKey, ttl_seconds: int, *, version: int = 0, now: datetime | None = None
+) -> str:
     issued = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": str(principal.user_id),
         "role": principal.role,
+        "aud": list(AUDIENCES[principal.role]),
+        "ver": version,
         "iss": _ISSUER,
         "iat": issued,
         "exp": issued + timedelta(seconds=ttl_seconds),
     }
     if principal.scope is not None:  # absent otherwise: an unlimited principal
         claims["scope"] = principal.scope
-    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+    return jwt.encode(claims, key.private, algorithm=_ALGORITHM, headers={"kid": key.kid})
 
 
-def read_token(token: str, secret: str) -> Principal:
+@dataclass(frozen=True)
+class Verified:
+    principal: Principal
+    version: int
+
+
+_INVALID = ("invalid_token", "登录凭证无效，请重新登录。")
+
+
+def verify_token(token: str, keys: PublicKeys, audience: str) -> Verified:
+    """The principal and token version of a token signed by one of `keys` for `audience`."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], issuer=_ISSUER, options={"require": ["exp", "sub"]})
+        kid = jwt.get_unverified_header(token).get("kid")
+        public = keys.by_kid.get(kid) if isinstance(kid, str) else None
+        if public is None:
+            raise jwt.InvalidTokenError("unknown kid")
+        claims = jwt.decode(
+            token,
+            public,
+            algorithms=[_ALGORITHM],
+            issuer=_ISSUER,
+            audience=audience,
+            options={"require": ["exp", "sub", "aud", "iss", "ver"]},
+        )
         role = claims.get("role")
         if role not in ROLES:
             raise jwt.InvalidTokenError("unknown role")
         scope = claims.get("scope")
         if scope is not None and not isinstance(scope, str):
             raise jwt.InvalidTokenError("scope is not a string")
+        version = claims["ver"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise jwt.InvalidTokenError("ver is not a version")
         # ValueError (a scope on an applicant, a malformed one) is an invalid token too.
-        return Principal(user_id=UUID(claims["sub"]), role=role, scope=scope)
+        return Verified(Principal(user_id=UUID(claims["sub"]), role=role, scope=scope), version)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token_expired", "登录已过期，请重新登录。") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:
-        raise Unauthorized("invalid_token", "登录凭证无效，请重新登录。") from exc
+        raise Unauthorized(*_INVALID) from exc
+
+
+def read_token(token: str, keys: PublicKeys, audience: str) -> Principal:
+    return verify_token(token, keys, audience).principal
+
+
+class TokenGuard(Protocol):
+    """Refuses a token of a disabled account or an older token version (kernel.revocation)."""
+
+    async def check(self, user_id: UUID, version: int) -> None: ...
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_principal(
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("authentication_required", "请先登录。")
+    return credentials.credentials
+
+
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication_required", "请先登录。")
-    secret: str = request.app.state.jwt_secret
-    return read_token(credentials.credentials, secret)
+    token = bearer_token(credentials)
+    state = request.app.state
+    verified = verify_token(token, state.token_keys, state.token_audience)
+    guard: TokenGuard = state.runtime.token_guard
+    await guard.check(verified.principal.user_id, verified.version)
+    return verified.principal
 
 
 def require_role(*roles: Role) -> object:
@@ -100,3 +255,12 @@ def require_role(*roles: Role) -> object:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def _presented_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    return bearer_token(credentials)
+
+
+# The bearer token as presented, for a service that asks identity on the caller's behalf (review's
+# own_case check); use it together with CurrentPrincipal, which verifies it.
+PresentedToken = Annotated[str, Depends(_presented_token)]

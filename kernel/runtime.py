@@ -7,20 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from contracts.access import may_subscribe
 from contracts.topics import dlq_topic, events_topic
+from kernel.auth import TokenGuard
 from kernel.consumer import Handler, IdempotentConsumer, subscribe
 from kernel.db import Migration, create_pool, migrate
 from kernel.eventstore import EventStore
 from kernel.kafka import kafka_access
 from kernel.logging import configure_logging, get_logger
 from kernel.relay import OutboxRelay, new_producer
+from kernel.revocation import RevocationList, http_fetcher, refresh_revocations
 from kernel.settings import ServiceSettings
-from kernel.web import install_correlation, install_operational_routes, install_problem_handlers
+from kernel.web import install_http_shell, install_operational_routes, install_problem_handlers
 
 log = get_logger(__name__)
 
@@ -89,6 +92,11 @@ class ServiceRuntime:
     migrations: Sequence[Migration] = ()
     subscriptions: Sequence[Subscription] = ()
     background: Sequence[Callable[["ServiceRuntime"], Any]] = ()
+    # Who refuses revoked tokens: by default a copy of identity's list, refreshed in the
+    # background from IDENTITY_URL (kernel.revocation); identity sets a guard on its own table.
+    token_guard: TokenGuard = field(default_factory=RevocationList)
+    # Tests: reach identity's list in-process instead of over the network.
+    revocations_transport: httpx.AsyncBaseTransport | None = None
     store: EventStore = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
@@ -180,6 +188,10 @@ class ServiceRuntime:
                     batch_wait_ms=s.batch_wait_ms,
                 )
             await self._broker.start()
+        if isinstance(self.token_guard, RevocationList):
+            fetch = http_fetcher(s.identity_url, self.revocations_transport)
+            refresh = refresh_revocations(self.token_guard, fetch, s.token_revocations_refresh_seconds)
+            self._tasks.append(asyncio.create_task(refresh, name=f"{s.service}-token-revocations"))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
         log.info("service_started", port=s.http_port())
@@ -219,18 +231,33 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan, **kwargs)
+        # No /docs nor /redoc (FastAPI's pages load scripts from a CDN); the OpenAPI document only in
+        # development (docs/service-anatomy.md, "HTTP shell").
+        docs: dict[str, Any] = {
+            "docs_url": None,
+            "redoc_url": None,
+            "openapi_url": "/openapi.json" if self.settings.environment == "development" else None,
+        }
+        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan, **{**docs, **kwargs})
         app.state.runtime = self
-        app.state.jwt_secret = self.settings.jwt_secret.get_secret_value()
+        # Bearer tokens (kernel.auth): verified with identity's public keys, for this service only.
+        app.state.token_keys = self.settings.public_keys()
+        app.state.token_audience = self.settings.service
         install_problem_handlers(app)
-        install_correlation(app)
+        install_http_shell(
+            app,
+            body_max_bytes=self.settings.http_body_max_bytes,
+            body_timeout_seconds=self.settings.http_body_timeout_seconds,
+            body_min_rate=self.settings.http_body_min_rate,
+        )
         install_operational_routes(app, self.readiness)
         return app
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Entry point body of every service: JSON logs, then uvicorn on the service's port."""
-    import uvicorn
+    """Entry point body of every service: JSON logs, then uvicorn on the service's port and
+    /metrics on the metrics port (kernel.server)."""
+    from kernel import server
 
     configure_logging(settings.service, settings.log_level, settings.log_json)
-    uvicorn.run(app, host=settings.host, port=settings.http_port(), log_config=None, access_log=False)
+    server.run(app, settings)

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.reference import DEFAULT_DISTRICTS_FILE
+from kernel.auth import SHIPPED_PUBLIC_KEYS_FILE, PublicKeys, shipped_public_kids
 
 Environment = Literal["development", "production"]
 KafkaSecurityProtocol = Literal["SASL_PLAINTEXT", "SASL_SSL"]
@@ -30,7 +31,7 @@ SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment"
 class ServiceSettings(BaseSettings):
     """What every service needs. A service subclasses this for its own knobs.
 
-    Shared variables are unprefixed (DATABASE_URL, KAFKA_BOOTSTRAP, JWT_SECRET) so one `.env`
+    Shared variables are unprefixed (DATABASE_URL, KAFKA_BOOTSTRAP, TOKEN_PUBLIC_KEYS) so one `.env`
     serves the whole system. A service's own knobs are fields named `<service>_<knob>` in its
     subclass, so that their variables carry the service's prefix (REVIEW_DUE_WORKING_DAYS) with
     no aliases; see docs/service-anatomy.md.
@@ -58,14 +59,36 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
     kafka_username: str = ""  # empty: the service's name
     kafka_password: SecretStr | None = None
-    jwt_secret: SecretStr = SecretStr(local_secret("jwt", "flexenroll"))
+    # The public keys bearer tokens are verified with (identity alone holds the private key): a
+    # JWKS as JSON text or the path of a JWKS file; several keys while one is being rotated
+    # (services/identity/README.md, "Tokens"). Default: the shipped development key, refused
+    # outside development.
+    token_public_keys: str = str(SHIPPED_PUBLIC_KEYS_FILE)
     jwt_ttl_seconds: int = 8 * 3600
+    # How often a service refreshes identity's list of revoked tokens (kernel.revocation).
+    token_revocations_refresh_seconds: float = Field(default=20, gt=0, le=60)
     # Personal data is sealed per person (docs/personal-data.md); a service that must read it asks
     # identity for the person's key with its own token.
     identity_url: str = "http://127.0.0.1:8001"
     personal_data_token: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    # Prometheus scrapes /metrics on a port of its own, never the API's (kernel.server): METRICS_PORT,
+    # else <SERVICE>_METRICS_PORT, else the API's port + 1000 (identity 9001 … notify 9005);
+    # METRICS_HOST is the address it listens on (an internal one).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Bounded requests (kernel.asgi, issue 9): a body larger than this is refused (413) unless its
+    # route declares its own limit (kernel.web.declare_body_limit); a client has
+    # HTTP_BODY_TIMEOUT_SECONDS between two parts of a body and at least HTTP_BODY_MIN_RATE
+    # bytes per second overall (408 otherwise); a request's head must arrive within
+    # HTTP_HEAD_TIMEOUT_SECONDS, an idle kept-alive connection is closed after
+    # HTTP_KEEP_ALIVE_SECONDS (kernel.server).
+    http_body_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    http_body_min_rate: int = Field(default=32 * 1024, ge=1024)
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     log_json: bool = True
     # Batching (README: "Delivery guarantees"): commits are the scarce resource, so relay and consumers work in
@@ -106,7 +129,13 @@ class ServiceSettings(BaseSettings):
         for name, value in secrets.items():
             if value is not None and value.get_secret_value().startswith(SHIPPED_SECRET_PREFIX):
                 raise ValueError(f"{name.upper()} is a shipped example secret: set a real one outside development")
+        if set(self.public_keys().by_kid) & shipped_public_kids():
+            raise ValueError("TOKEN_PUBLIC_KEYS holds the shipped example key: set identity's real public keys")
         return self
+
+    def public_keys(self) -> PublicKeys:
+        """TOKEN_PUBLIC_KEYS, parsed (kernel.auth)."""
+        return PublicKeys.load(self.token_public_keys)
 
     @property
     def kafka_principal(self) -> str:
@@ -144,3 +173,8 @@ class ServiceSettings(BaseSettings):
         """PORT, else <SERVICE>_PORT (so one .env can place all five), else the local default."""
         own = os.environ.get(f"{self.service.upper()}_PORT")
         return self.port or (int(own) if own else SERVICE_PORTS.get(self.service, 8000))
+
+    def metrics_http_port(self) -> int:
+        """METRICS_PORT, else <SERVICE>_METRICS_PORT, else the API's port + 1000."""
+        own = os.environ.get(f"{self.service.upper()}_METRICS_PORT")
+        return self.metrics_port or (int(own) if own else self.http_port() + 1000)

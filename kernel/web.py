@@ -1,23 +1,37 @@
-"""The HTTP shell every service shares: problem details, correlation ids, health and metrics."""
+"""The HTTP shell every service shares: problem details, correlation ids, security headers, bounded
+request bodies (kernel.asgi), health. Prometheus metrics are served on their own port
+(kernel.server), never on the API's."""
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, cast
 from uuid import uuid4
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, field_validator
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+from starlette.types import Scope
 
+from kernel.asgi import CORRELATION_HEADER as CORRELATION_HEADER
+from kernel.asgi import (
+    BodyLimit,
+    BodyLimitMiddleware,
+    CorrelationMiddleware,
+    SecurityHeadersMiddleware,
+    add_security_headers,
+)
 from kernel.logging import get_logger
 from kernel.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails
 
 log = get_logger(__name__)
 
-CORRELATION_HEADER = "X-Correlation-ID"
+# A validation error answers at most this many field errors, each cut to _ERROR_TEXT characters:
+# the answer stays small whatever the body (issue 9: 200k unknown keys once gave 17.5 MB back).
+MAX_FIELD_ERRORS = 20
+_ERROR_TEXT = 200
 
 
 class StrictBody(BaseModel):
@@ -81,14 +95,14 @@ def problem_response(problem: Problem, request: Request) -> JSONResponse:
     )
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-            "message": e.get("msg", ""),
-            "type": e.get("type"),
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body")[:_ERROR_TEXT],
+            "message": str(e.get("msg", ""))[:_ERROR_TEXT],
+            "type": str(e.get("type"))[:_ERROR_TEXT],
         }
-        for e in exc.errors()
+        for e in errors[:MAX_FIELD_ERRORS]
     ]
 
 
@@ -99,8 +113,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        omitted = {"errors_omitted": len(errors) - MAX_FIELD_ERRORS} if len(errors) > MAX_FIELD_ERRORS else {}
         problem = Problem(
-            "invalid_request", "提交的信息不完整或格式不正确，请检查后重试。", 422, errors=_field_errors(exc)
+            "invalid_request",
+            "提交的信息不完整或格式不正确，请检查后重试。",
+            422,
+            errors=_field_errors(errors),
+            **omitted,
         )
         return problem_response(problem, request)
 
@@ -112,18 +132,51 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
-        return problem_response(Problem("internal_error", "系统繁忙，请稍后再试。", 500), request)
+        # Answered outside the middlewares (Starlette's ServerErrorMiddleware): the same headers here.
+        answer = problem_response(Problem("internal_error", "系统繁忙，请稍后再试。", 500), request)
+        add_security_headers(MutableHeaders(raw=answer.raw_headers))
+        answer.headers[CORRELATION_HEADER] = correlation_id(request)
+        return answer
 
 
-def install_correlation(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid4())
-        request.state.correlation_id = correlation_id[:100]
-        with structlog.contextvars.bound_contextvars(correlation_id=request.state.correlation_id):
-            response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = request.state.correlation_id
-        return response
+def install_http_shell(app: FastAPI, *, body_max_bytes: int, body_timeout_seconds: float, body_min_rate: int) -> None:
+    """The middlewares of every service (kernel.asgi), outermost first: correlation id, security
+    headers, bounded request bodies.
+
+    Bodies: `body_max_bytes` (64 KiB of JSON by default, settings `http_body_max_bytes`) for every
+    route, except a route that declares its own limit with `declare_body_limit` (an upload);
+    `body_timeout_seconds` at most between two parts of a body, and the whole body within
+    max(`body_timeout_seconds`, limit / `body_min_rate`) seconds."""
+    app.state.body_limits = []
+    app.state.body_max_bytes = body_max_bytes
+
+    def limit_of(scope: Scope) -> BodyLimit:
+        path = scope.get("path", "")
+        for pattern, limit in app.state.body_limits:
+            if pattern.fullmatch(path):
+                return cast(BodyLimit, limit)
+        return BodyLimit(int(app.state.body_max_bytes))
+
+    # add_middleware: the last one added is the outermost.
+    app.add_middleware(BodyLimitMiddleware, limit_of=limit_of, idle=body_timeout_seconds, min_rate=body_min_rate)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(CorrelationMiddleware)
+
+
+def declare_body_limit(app: FastAPI, path: str, max_bytes: int, refusal: Problem | None = None) -> None:
+    """How a route takes a body larger (or smaller) than the default: by its full path template,
+    as the router has it (prefix included), e.g. in `app.py`:
+
+        declare_body_limit(app, DOCUMENT_PATH, max_bytes + slack, refusal=too_large(max_bytes))
+
+    Every method of that path gets the limit. A body over it is refused as soon as it is known
+    (its Content-Length, else the part that passes the limit), before the route runs or while it
+    reads, with `refusal` (a 413 problem of the route's own, e.g. `document_too_large`) or else
+    413 `body_too_large`."""
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r}: the full path template of a route, e.g. /v1/things/{{thing_id}}")
+    pattern, _, _ = compile_path(path)
+    app.state.body_limits.append((pattern, BodyLimit(max_bytes, refusal)))
 
 
 def correlation_id(request: Request) -> str:
@@ -151,7 +204,3 @@ def install_operational_routes(app: FastAPI, ready: Callable[[], Awaitable[dict[
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,9 +1,11 @@
 """flexctl: the operators' command line (README: "How it is built")."""
 
 import asyncio
+import contextlib
 import enum
 import sys
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator, Coroutine
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import typer
@@ -22,6 +24,7 @@ from kernel.problems import Problem
 from kernel.relay import OutboxRelay, new_producer, requeue_all
 from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
+from ops.audit_cli import audit_app
 from ops.broker_access import OPERATOR
 from ops.cli_support import console
 from ops.cli_support import service_pool as _pool
@@ -48,6 +51,7 @@ app.add_typer(person, name="person")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projection, name="projection")
 app.add_typer(payment, name="payment")
+app.add_typer(audit_app, name="audit")
 ServiceName = Annotated[str, typer.Argument(help="identity, enrollment, review, payment or notify")]
 
 
@@ -65,27 +69,82 @@ def _settings(service: str) -> ServiceSettings:
     return ServiceSettings(service=service)
 
 
-async def _add_staff(
-    phone: str, password: str, role: Literal["reviewer", "operator"], agency: str | None = None
-) -> str:
+@contextlib.asynccontextmanager
+async def _identity_service() -> AsyncIterator[IdentityService]:
+    """identity's service layer on identity's own database role and schema (migrated first)."""
     settings = IdentitySettings()
     pool = await _pool(settings)
     try:
         await migrate(pool, settings.db_schema, migrations_from("services.identity"))
         store = EventStore(settings.service, settings.db_schema)
-        service = IdentityService.from_settings(OpenStorage(pool, store), settings)
-        user_id = await service.register(phone, password, role, new_correlation_id(), agency_code=agency)
-        return str(user_id)
+        yield IdentityService.from_settings(OpenStorage(pool, store), settings)
     finally:
         await pool.close()
+
+
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="read the password from the first line of standard input (for scripts); otherwise it is asked for, "
+        "hidden. There is no --password option: a command line shows in the process list.",
+    ),
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The password from a hidden prompt (typed twice) or standard input's first line. Only the line
+    ending is removed: a password is never trimmed."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        console.print("[red]no password given[/red]")
+        raise typer.Exit(2)
+    return password
+
+
+def _run_staff(action: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return asyncio.run(action)
+    except Problem as problem:
+        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
+        raise typer.Exit(1) from problem
+
+
+Account = Annotated[str, typer.Argument(help="the staff account: its user id, or the phone it logs in with")]
+
+
+async def _add_staff(
+    phone: str,
+    password: str,
+    role: Literal["reviewer", "operator"],
+    name: str,
+    id_number: str,
+    agency: str | None = None,
+) -> str:
+    async with _identity_service() as service:
+        user_id = await service.add_staff(
+            phone, password, role, name, id_number, new_correlation_id(), agency_code=agency
+        )
+        return str(user_id)
 
 
 @staff.command("add")
 def add_staff(
     phone: Annotated[str, typer.Option(help="mainland mobile number, used to log in")],
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, help="at least 8 characters, letters and digits")
+    name: Annotated[str, typer.Option(help="the staff member's legal name, as on their resident ID card")],
+    id_number: Annotated[
+        str,
+        typer.Option(
+            help="the staff member's resident ID number: kept only as identity's keyed hash, so that nobody decides "
+            "a case of their own (review: 403 own_case)"
+        ),
     ],
+    password_stdin: PasswordStdin = False,
     role: Annotated[str, typer.Option(help="reviewer or operator")] = "reviewer",
     agency: Annotated[
         str | None,
@@ -96,7 +155,8 @@ def add_staff(
         ),
     ] = None,
 ) -> None:
-    """Create a reviewer or operator account; it logs in at identity's POST /v1/sessions."""
+    """Create a reviewer or operator account linked to its holder's ID number; it logs in at identity's
+    POST /v1/sessions."""
     if role not in ("reviewer", "operator"):
         console.print("[red]role must be reviewer or operator[/red]")
         raise typer.Exit(2)
@@ -104,15 +164,59 @@ def add_staff(
     if agency is not None and role != "reviewer":
         console.print("[red]--agency is for reviewers only; operators see every agency[/red]")
         raise typer.Exit(2)
-    try:
-        user_id = asyncio.run(_add_staff(phone, password, role, agency))  # type: ignore[arg-type]
-    except Problem as problem:
-        console.print(f"[red]{problem.code}[/red]: {problem.detail}")
-        raise typer.Exit(1) from problem
+    password = _read_password(password_stdin)
+    user_id = _run_staff(_add_staff(phone, password, role, name, id_number, agency))  # type: ignore[arg-type]
     where = ""
     if role == "reviewer":
         where = f" at agency [bold]{agency}[/bold]" if agency is not None else " (city-level: every agency)"
     console.print(f"{role} account created{where}: [bold]{user_id}[/bold]")
+
+
+async def _staff_change(account: str, change: str, **kwargs: Any) -> tuple[UUID, Any]:
+    async with _identity_service() as service:
+        user_id = await service.account_id(account)
+        method = getattr(service, change)
+        return user_id, await method(user_id, **kwargs)
+
+
+@staff.command("disable")
+def disable_staff(account: Account) -> None:
+    """Disable a staff account: it cannot log in, and every token it holds is refused by every service
+    within TOKEN_REVOCATIONS_REFRESH_SECONDS (identity at once)."""
+    user_id, _ = _run_staff(_staff_change(account, "disable"))
+    console.print(f"staff account [bold]{user_id}[/bold] disabled; its tokens are revoked")
+
+
+@staff.command("enable")
+def enable_staff(account: Account) -> None:
+    """Enable a disabled staff account again (it logs in anew: tokens revoked by disabling stay revoked)."""
+    user_id, _ = _run_staff(_staff_change(account, "enable"))
+    console.print(f"staff account [bold]{user_id}[/bold] enabled")
+
+
+@staff.command("role")
+def change_staff_role(
+    account: Account,
+    role: Annotated[str, typer.Argument(help="reviewer or operator")],
+    agency: Annotated[
+        str | None, typer.Option(help="reviewers only: the accepting agency code (none: a city-level reviewer)")
+    ] = None,
+) -> None:
+    """Change a staff member's role (and a reviewer's agency); their tokens of the old role are revoked."""
+    if role not in ("reviewer", "operator"):
+        console.print("[red]role must be reviewer or operator[/red]")
+        raise typer.Exit(2)
+    user_id, _ = _run_staff(_staff_change(account, "change_role", role=role, agency_code=agency))
+    where = f" at agency {agency}" if agency else ""
+    console.print(f"staff account [bold]{user_id}[/bold] is now {role}{where}; its older tokens are revoked")
+
+
+@staff.command("reset-password")
+def reset_staff_password(account: Account, password_stdin: PasswordStdin = False) -> None:
+    """Set a new password for a staff account (asked for, hidden, or --password-stdin); its tokens are revoked."""
+    password = _read_password(password_stdin)
+    user_id, _ = _run_staff(_staff_change(account, "reset_password", password=password))
+    console.print(f"password of staff account [bold]{user_id}[/bold] reset; its tokens are revoked")
 
 
 async def _erase_person(user_id: UUID) -> Erasure:

@@ -256,6 +256,44 @@ class PersonErased(Event):
     erased_at: UtcDatetime = Field(description="When the erasure was done (UTC).")
 
 
+class PhoneChanged(Event):
+    """The account holder proved a new mobile number with a one-time code and made it the
+    account's phone (services/identity/README.md, "Phone change"). The number is sealed like
+    UserRegistered's: notify opens it and texts the new number from then on.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": _EXAMPLE_USER,
+                    "phone_masked": "+86139****9000",
+                    "personal": {
+                        "key_id": _EXAMPLE_USER,
+                        "alg": "A256GCM",
+                        "nonce": "AwMDAwMDAwMDAwMD",
+                        "data": "lWlMvmT8NzTkfy1G+5tnPipmx8PjyAyBoMA3HgtIxDuPZ/OEdpG+2DlR",
+                    },
+                    "changed_at": "2025-06-02T03:00:00Z",
+                }
+            ]
+        }
+    )
+
+    user_id: UUID = Field(description="The account; the stream key.")
+    phone_masked: MaskedPhone = Field(description="The new mobile number with its middle four digits hidden.")
+    personal: Sealed = Field(
+        description="Sealed under the person's key: {phone} (E.164), the new number. Opaque to downstream teams; "
+        "unreadable once the person is erased."
+    )
+    changed_at: UtcDatetime = Field(description="When the phone was changed (UTC).")
+
+    @model_validator(mode="after")
+    def _sealed_for_this_person(self) -> Self:
+        _check_owner(self.personal, self.user_id)
+        return self
+
+
 def _check_owner(personal: Sealed, user_id: UUID) -> None:
     if personal.key_id != user_id:
         raise ValueError("personal data must be sealed under the key of the event's own person")
@@ -274,5 +312,5 @@ def _user_verified_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "personal": clear_as_sealed(data["user_id"], fields)}
 
 
-EVENTS: tuple[type[Event], ...] = (UserRegistered, UserVerified, PersonErased)
+EVENTS: tuple[type[Event], ...] = (UserRegistered, UserVerified, PhoneChanged, PersonErased)
 """The current version of each identity event (older versions stay registered for replay)."""

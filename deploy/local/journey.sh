@@ -46,7 +46,11 @@ curl -sf -X POST $EN/v1/applications/$APP/submit -H "$AUTH" | json '["status"]'
 
 step "a reviewer decides (审核通过); reviewers are created by an operator"
 REVIEWER="137$(printf '%08d' $((RANDOM * RANDOM % 100000000)))"
-.venv/bin/flexctl staff add --phone "$REVIEWER" --password s3cret-pass --role reviewer
+# staff are linked to their own resident ID number (a man born 1980 in 新北区 here), so that review
+# refuses them a case of their own (403 own_case); the password comes on stdin, never in argv
+STAFF_IDNO=$(.venv/bin/python -c "from stdnum.cn import ric; b='32041119800101$(printf '%03d' $((RANDOM % 500 * 2 + 1)))'; print(b + ric.calc_check_digit(b + '0'))")
+echo s3cret-pass | .venv/bin/flexctl staff add --phone "$REVIEWER" --name 李审核 --id-number "$STAFF_IDNO" \
+  --password-stdin --role reviewer
 RTOKEN=$(post $ID/v1/sessions "{\"phone\": \"$REVIEWER\", \"password\": \"s3cret-pass\"}" | json '["access_token"]')
 for _ in $(seq 50); do
   CASE=$(curl -sf "$RV/v1/cases?status=pending&limit=500" -H "authorization: Bearer $RTOKEN" | python3 -c "

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Start/stop the flexenroll services as background processes, no Docker (deploy/local/README.md).
-# Usage: deploy/local/services.sh start|stop|status|port [name...]
+# Usage: deploy/local/services.sh start|stop|status|port|metrics-port [name...]
 # Names default to $FLEXENROLL_SERVICES (default "identity"); `stop` without names stops
 # every service that has a pid file, so it undoes exactly what earlier starts did.
 # Ports: identity 8001 ... notify 8005, override with FLEXENROLL_<NAME>_PORT; the chosen
-# port is handed to the service as PORT (kernel.settings.ServiceSettings.port).
+# port is handed to the service as PORT (kernel.settings.ServiceSettings.port). Prometheus'
+# /metrics is on a port of its own: the API's + 1000 (9001 ... 9005), override with
+# FLEXENROLL_<NAME>_METRICS_PORT, handed over as METRICS_PORT (kernel.server).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,6 +17,12 @@ declare -A DEFAULT_PORT=([identity]=8001 [enrollment]=8002 [review]=8003 [paymen
 port_of() {
   local var="FLEXENROLL_${1^^}_PORT"
   echo "${!var:-${DEFAULT_PORT[$1]:-}}"
+}
+
+metrics_port_of() {
+  local var="FLEXENROLL_${1^^}_METRICS_PORT" port
+  port="$(port_of "$1")"
+  echo "${!var:-$((port + 1000))}"
 }
 
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
@@ -58,7 +66,7 @@ cmd_start() {
     if pid="$(running_pid "$name")"; then echo "$name: already running (pid $pid) at http://127.0.0.1:$port"; continue; fi
     # Start them all first and wait afterwards: on 2 cores the imports overlap nicely.
     echo "--- start $(date -Is)" >>"$RUN/$name.log"
-    (cd "$ROOT" && PORT="$port" exec setsid "$PY" -m "services.$name" </dev/null >>"$RUN/$name.log" 2>&1) &
+    (cd "$ROOT" && PORT="$port" METRICS_PORT="$(metrics_port_of "$name")" exec setsid "$PY" -m "services.$name" </dev/null >>"$RUN/$name.log" 2>&1) &
     echo $! >"$RUN/$name.pid"
     started+=("$name")
   done
@@ -106,5 +114,6 @@ fi
 case "$action" in
   start | stop | status) [ ${#names[@]} -eq 0 ] || "cmd_$action" "${names[@]}" ;;
   port) for name in "${names[@]}"; do port_of "$name"; done ;; # for the Makefile's table
-  *) echo "usage: $0 start|stop|status|port [service...]" >&2; exit 2 ;;
+  metrics-port) for name in "${names[@]}"; do metrics_port_of "$name"; done ;;
+  *) echo "usage: $0 start|stop|status|port|metrics-port [service...]" >&2; exit 2 ;;
 esac

@@ -2,14 +2,17 @@
 
 from fastapi import FastAPI
 
+from contracts.http import DOCUMENT_PATH
 from contracts.reference import load_districts
 from kernel.db import migrations_from
 from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
+from kernel.web import declare_body_limit
 from services.enrollment.blobs import BlobStore, LocalFolderBlobStore
+from services.enrollment.documents import too_large
 from services.enrollment.handlers import EnrollmentHandlers
 from services.enrollment.reference import load_notice
-from services.enrollment.routes import router
+from services.enrollment.routes import _MULTIPART_SLACK, router
 from services.enrollment.rules import AgePolicy
 from services.enrollment.service import EnrollmentConfig, EnrollmentService
 from services.enrollment.settings import EnrollmentSettings
@@ -54,4 +57,7 @@ def build(
     app.state.enrollment = service
 
     app.include_router(router)
+    # A document upload is a multipart body up to the document's size (issue 9, "Bounded requests").
+    max_bytes = settings.enrollment_document_max_bytes
+    declare_body_limit(app, DOCUMENT_PATH, max_bytes + _MULTIPART_SLACK, refusal=too_large(max_bytes))
     return app, runtime

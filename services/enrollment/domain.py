@@ -181,6 +181,22 @@ def _require_editable(app: Application) -> None:
         raise Conflict("not_editable", "申报已提交，审核结束前不能修改。")
 
 
+def check_uploadable(app: Application) -> None:
+    """Whether a document may be uploaded now: asked before the upload's body is read."""
+    _require_editable(app)
+
+
+def agency_code_of(app: Application, districts: DistrictDirectory) -> str | None:
+    """The accepting agency of the latest submission, as review decides it: the one its case
+    names once opened, else the agency of the submission's residence district (the same rule
+    review applies, contracts.reference). None for a draft never submitted."""
+    if app.submitted is None:
+        return None
+    if app.status != "submitted" and app.agency_code is not None:
+        return app.agency_code
+    return districts.agency_for(app.submitted.residence_district_code).code
+
+
 def correct(app: Application, choices: Choices, districts: DistrictDirectory, now: datetime) -> ApplicationDrafted:
     """A draft, or a rejected application (guide PART-8: correct and submit again)."""
     _require_editable(app)

@@ -1,4 +1,4 @@
-"""enrollment's Prometheus metrics (served at /metrics with the kernel's)."""
+"""enrollment's Prometheus metrics (served with the kernel's on the metrics port, kernel.server)."""
 
 from prometheus_client import Counter
 

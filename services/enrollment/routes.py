@@ -1,6 +1,7 @@
 """enrollment's HTTP routes: thin, they validate shapes, check the principal and call the
 service layer. Business refusals come from the domain as problem details."""
 
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
@@ -8,10 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, StrictInt
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from contracts.http import DOCUMENT_PATH
+from kernel.audit import client_of
 from kernel.auth import CurrentPrincipal, Principal, require_role
-from kernel.problems import Refused
+from kernel.problems import Problem, Refused
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id, problem_responses
 from services.enrollment.documents import too_large
 from services.enrollment.reference import Notice
@@ -164,32 +167,75 @@ _UPLOAD_BODY = {
 async def put_document(
     application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal, request: Request
 ) -> DocumentView:
+    """The body is read here, by the handler itself, and only after the checks that need none of
+    it: the kind, the caller's ownership and the application's state (a stranger's or a submitted
+    application's upload is refused having read nothing), then the declared length; it is read
+    as a stream that stops at the limit, so a chunked body is bounded as well."""
     _kind(kind)
+    await svc.check_upload(application_id, principal)
     limit = svc.config.document_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:  # refuse before reading it
         raise too_large(limit)
-    form = await request.form(max_files=1, max_fields=5)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise Refused("file_missing", "请选择要上传的文件（表单字段 file）。")
-    data = await upload.read(limit + 1)
+    parser = MultiPartParser(
+        request.headers, _bounded(request, limit + _MULTIPART_SLACK, limit), max_files=1, max_fields=5
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise Problem("bad_request", "上传内容格式不正确，请重新上传。", 400) from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Refused("file_missing", "请选择要上传的文件（表单字段 file）。")
+        data = await upload.read(limit + 1)
+    finally:
+        await form.close()
     event = await svc.upload(application_id, principal, kind, data)
     return DocumentView(
         kind=event.kind, sha256=event.sha256, content_type=event.content_type, size_bytes=event.size_bytes
     )
 
 
+async def _bounded(request: Request, cap: int, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request's body, refused (413) as soon as more than `cap` bytes arrived."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > cap:
+            raise too_large(limit)
+        yield chunk
+
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
+
+
+def download_headers(filename: str) -> dict[str, str]:
+    """A person's file, handed out to be saved, never rendered in the service's origin: a
+    download (attachment), sandboxed should a browser render it all the same (no script, no
+    same-origin access), its type not guessed, and not kept by any cache."""
+    return {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+        "Content-Security-Policy": "sandbox",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+
+
 @router.get(
     _DOCUMENT_ROUTE,
-    summary="Download a document (its owner, reviewers and operators)",
+    summary="Download a document (its owner; staff once submitted, reviewers of its agency); staff reads are audited",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "application/pdf": {}}}},
 )
-async def get_document(application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal) -> Response:
-    data, content_type = await svc.document(application_id, principal, _kind(kind))
-    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
-    return Response(data, media_type=content_type, headers=headers)
+async def get_document(
+    application_id: UUID, kind: str, svc: Service, principal: CurrentPrincipal, request: Request
+) -> Response:
+    data, content_type = await svc.document(application_id, principal, _kind(kind), client=client_of(request))
+    filename = f"{kind}.{_EXTENSIONS.get(content_type, 'bin')}"
+    return Response(data, media_type=content_type, headers=download_headers(filename))
 
 
 @router.post(
@@ -220,11 +266,11 @@ async def accept_agency_notice(
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}, **problem_responses(410, 503)},
 )
-async def registration_form(application_id: UUID, svc: Service, principal: CurrentPrincipal) -> Response:
-    pdf = await svc.registration_form(application_id, principal)
-    filename = quote("常州市劳动事务代理申请登记表.pdf")
-    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{filename}", "Cache-Control": "private"}
-    return Response(pdf, media_type="application/pdf", headers=headers)
+async def registration_form(
+    application_id: UUID, svc: Service, principal: CurrentPrincipal, request: Request
+) -> Response:
+    pdf = await svc.registration_form(application_id, principal, client=client_of(request))
+    return Response(pdf, media_type="application/pdf", headers=download_headers("常州市劳动事务代理申请登记表.pdf"))
 
 
 _COUNTER_ONLY = (

@@ -22,7 +22,7 @@ from contracts.events.base import Event, Sealed, mask_phone
 from contracts.events.enrollment import ApplicationApproved, DocumentUploaded, EnrollmentSubmitted, SubmittedPersonal
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from contracts.reference import DistrictDirectory
-from kernel import personal
+from kernel import audit, personal
 from kernel.auth import Principal
 from kernel.clock import local_date, utc_now
 from kernel.db import Connection
@@ -33,7 +33,7 @@ from kernel.problems import Conflict, Forbidden, NotFound, Problem
 from kernel.runtime import ServiceLayer, Storage
 from services.enrollment import domain, form, projections
 from services.enrollment.blobs import BlobNotFound, BlobStore
-from services.enrollment.documents import check_document
+from services.enrollment.documents import clean_document
 from services.enrollment.domain import stream_id
 from services.enrollment.metrics import APPLICATIONS_OPENED, REFUSALS, SUBMISSIONS
 from services.enrollment.reference import Notice, region_name
@@ -154,16 +154,26 @@ class EnrollmentService(ServiceLayer):
         with counted_refusals("correct"):
             await self._decide(application_id, principal, decide)
 
-    async def upload(self, application_id: UUID, principal: Principal, kind: str, data: bytes) -> DocumentUploaded:
+    async def check_upload(self, application_id: UUID, principal: Principal) -> None:
+        """Whether `principal` may upload to the application now (its owner, while editable):
+        asked before the upload's body is read, so a stranger's or a late upload costs nothing."""
         with counted_refusals("upload"):
-            async with self.pool.acquire() as conn:
-                owner_only(await load(conn, self.store, application_id), principal)  # before storing a byte
-            content_type = check_document(data, self.config.document_max_bytes)
-            ref = await self.blobs.put(data)
+            app = await load(self.pool, self.store, application_id)
+            owner_only(app, principal)
+            domain.check_uploadable(app)
+
+    async def upload(self, application_id: UUID, principal: Principal, kind: str, data: bytes) -> DocumentUploaded:
+        """Stores the document as cleaned (documents.clean_document: images encoded again without
+        metadata, PDFs with active content or embedded files refused): the event's sha256 and size
+        are those of the stored file."""
+        with counted_refusals("upload"):
+            await self.check_upload(application_id, principal)  # before storing a byte
+            clean = await asyncio.to_thread(clean_document, data, self.config.document_max_bytes)
+            ref = await self.blobs.put(clean.data)
 
             async def decide(_: Connection, app: domain.Application) -> list[Event]:
                 sha = ref.removeprefix("sha256/")
-                return [domain.upload(app, kind, sha, content_type, len(data), ref, self.clock())]
+                return [domain.upload(app, kind, sha, clean.content_type, len(clean.data), ref, self.clock())]
 
             (uploaded,) = await self._decide(application_id, principal, decide)
         assert isinstance(uploaded, DocumentUploaded)
@@ -209,22 +219,38 @@ class EnrollmentService(ServiceLayer):
 
     # --- queries ----------------------------------------------------------------------------
 
-    async def document(self, application_id: UUID, principal: Principal, kind: str) -> tuple[bytes, str]:
+    async def document(
+        self, application_id: UUID, principal: Principal, kind: str, client: str | None = None
+    ) -> tuple[bytes, str]:
+        """A staff member's read is recorded in the audit trail before the file is handed out."""
         app = await load(self.pool, self.store, application_id)
-        owner_or_staff(app.applicant_id, principal)
+        owner_or_staff_in_scope(app, principal, self.config.districts)
         uploaded = app.documents.get(kind)
         if uploaded is None:
             raise NotFound("document_not_found", "该资料尚未上传。")
         try:
-            return await self.blobs.get(uploaded.blob_ref), uploaded.content_type
+            data = await self.blobs.get(uploaded.blob_ref)
         except BlobNotFound as exc:
             raise NotFound("document_not_found", "未找到该资料文件，请重新上传。") from exc
+        detail = {"application_id": str(application_id), "kind": kind, "sha256": uploaded.sha256}
+        await self._audit(app, principal, "document.read", detail, client)
+        return data, uploaded.content_type
+
+    async def _audit(
+        self, app: domain.Application, principal: Principal, action: str, detail: dict[str, Any], client: str | None
+    ) -> None:
+        """Staff reads of a person's file (kernel.audit); the person's own reads are not recorded."""
+        if principal.user_id == app.applicant_id or not principal.is_staff:
+            return
+        async with self.pool.acquire() as conn:
+            await audit.record_access(conn, principal, action, app.applicant_id, detail, client)
 
     async def status(self, application_id: UUID, principal: Principal) -> StatusView:
         view = fold(application_id, await projections.facts_of(self.pool, application_id))
         if view is None:
             raise NotFound("application_not_found", "未找到该参保登记申请。")
-        owner_or_staff(view.applicant_id, principal)
+        # Judged on the view itself: a status view rebuilt from the topics has no event store behind it.
+        view_in_scope(view, principal, self.config.districts)
         return view
 
     async def mine(self, principal: Principal) -> list[StatusView]:
@@ -232,9 +258,10 @@ class EnrollmentService(ServiceLayer):
         views = [fold(i, await projections.facts_of(self.pool, i)) for i in ids]
         return sorted((v for v in views if v is not None), key=lambda v: str(v.application_id))
 
-    async def registration_form(self, application_id: UUID, principal: Principal) -> bytes:
+    async def registration_form(self, application_id: UUID, principal: Principal, client: str | None = None) -> bytes:
+        """Holds the applicant's name, birth date and phone in clear: a staff print is recorded."""
         app = await load(self.pool, self.store, application_id)
-        owner_or_staff(app.applicant_id, principal)
+        owner_or_staff_in_scope(app, principal, self.config.districts)
         submitted, _, _ = domain.check_printable(app)
         opened = await _personal(self.keys.open(submitted.personal, owner=app.applicant_id))  # now, never stored
         if opened is None:
@@ -244,7 +271,9 @@ class EnrollmentService(ServiceLayer):
                 410,
             )
         data = registration_data(app, submitted, opened, self.config.districts)
-        return await asyncio.to_thread(form.render, data, self.config.font_path)
+        pdf = await asyncio.to_thread(form.render, data, self.config.font_path)
+        await self._audit(app, principal, "registration_form.read", {"application_id": str(application_id)}, client)
+        return pdf
 
 
 async def _personal(call: Awaitable[T]) -> T:
@@ -304,6 +333,42 @@ def owner_only(app: domain.Application, principal: Principal) -> None:
 def owner_or_staff(applicant_id: UUID | None, principal: Principal) -> None:
     if applicant_id != principal.user_id and not principal.is_staff:
         raise Forbidden("not_your_application", "只能查看本人的参保登记申请。")
+
+
+def owner_or_staff_in_scope(app: domain.Application, principal: Principal, districts: DistrictDirectory) -> None:
+    """Who may read an application (status, documents, registration form), issue 9 "Scope":
+    - its owner, always;
+    - staff only once it was submitted: a draft never submitted is not there for them (404
+      `application_not_found`, as for an application that does not exist: that a person is
+      preparing one is nobody's business yet);
+    - a reviewer bound to an accepting agency (the token's scope) only when the application's
+      agency is theirs (403 `not_your_agency`, as review answers for the case), the agency being
+      the one review routes the submission to (domain.agency_code_of); operators and city-level
+      reviewers (no scope) every submitted application."""
+    if app.applicant_id == principal.user_id:
+        return
+    owner_or_staff(app.applicant_id, principal)
+    staff_in_scope(domain.agency_code_of(app, districts), principal)
+
+
+def view_in_scope(view: StatusView, principal: Principal, districts: DistrictDirectory) -> None:
+    """The same rule on the status view (built from the topics): it holds the agency review named,
+    else the residence district of the submission; a draft has no agency yet."""
+    if view.applicant_id == principal.user_id:
+        return
+    owner_or_staff(view.applicant_id, principal)
+    agency = view.agency_code
+    if agency is None and view.status != "draft" and view.residence_district_code is not None:
+        agency = districts.agency_for(view.residence_district_code).code
+    staff_in_scope(agency if view.status != "draft" else None, principal)
+
+
+def staff_in_scope(agency: str | None, principal: Principal) -> None:
+    """A member of staff before an application's agency (None: never submitted)."""
+    if agency is None:
+        raise NotFound("application_not_found", "未找到该参保登记申请。")
+    if principal.role == "reviewer" and principal.scope is not None and principal.scope != agency:
+        raise Forbidden("not_your_agency", "该申请不属于您所在的受理机构，您只能查看本机构受理的申请。")
 
 
 async def append(

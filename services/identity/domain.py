@@ -11,11 +11,19 @@ import phonenumbers
 
 from contracts.envelope import Envelope
 from contracts.events.base import Event, Sealed, mask_phone
-from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered, UserVerified, VerifiedPersonal
+from contracts.events.identity import (
+    PersonErased,
+    PhoneChanged,
+    RegisteredPersonal,
+    UserRegistered,
+    UserVerified,
+    VerifiedPersonal,
+)
 from contracts.reference import DistrictDirectory
 from kernel.aggregate import replay as fold
-from kernel.auth import Role
+from kernel.auth import STAFF_ROLES, Role
 from kernel.problems import Conflict, NotFound, Refused
+from services.identity import passwords
 from services.identity.resident_id import InvalidIdNumber, ResidentId, parse_resident_id
 
 # Names on resident ID cards: Chinese characters, with the middle dot of minority names.
@@ -38,8 +46,9 @@ def normalize_mainland_mobile(raw: str) -> str:
 
 
 def check_password(password: str) -> None:
-    if len(password) < 8 or len(password) > 128 or password.isdigit() or password.isalpha():
-        raise Refused("weak_password", "密码需为8至128位，并同时包含字母和数字。")
+    """The password rules of services/identity/passwords.py (at least 10 characters, not common,
+    never trimmed)."""
+    passwords.check_password(password)
 
 
 def stream_id(user_id: UUID) -> str:
@@ -83,6 +92,8 @@ def evolve(account: Account | None, event: Event, envelope: Envelope) -> Account
         return None
     if isinstance(event, UserVerified):
         return replace(account, verified=event, version=version)
+    if isinstance(event, PhoneChanged):
+        return replace(account, phone_masked=event.phone_masked, version=version)
     if isinstance(event, PersonErased):
         return replace(account, erased=True, version=version)
     return replace(account, version=version)
@@ -131,9 +142,43 @@ def verify(
     return event, resident, clean_name
 
 
+def change_phone(account: Account, phone: str, now: datetime, seal: Sealer) -> PhoneChanged:
+    """A new phone for the account (proven by a one-time code: services/identity/phone_codes.py),
+    sealed like the registered one."""
+    if account.erased:
+        raise NotFound("user_not_found", "未找到该用户。")
+    return PhoneChanged(
+        user_id=account.user_id,
+        phone_masked=mask_phone(phone),
+        personal=seal(RegisteredPersonal(phone=phone).model_dump(mode="json")),
+        changed_at=now,
+    )
+
+
 def erase(account: Account, now: datetime) -> PersonErased | None:
     """The person's erasure (docs/personal-data.md, "Erasure"); None when it was done before:
     erasing twice changes nothing."""
     if account.erased:
         return None
     return PersonErased(user_id=account.user_id, erased_at=now)
+
+
+def check_staff_identity(name: str, id_number: str, today: date) -> tuple[ResidentId, str]:
+    """A staff member's name and resident ID number, checked as verification checks an
+    applicant's (services/identity/README.md, "Staff"): the parsed number and the clean name."""
+    clean_name = name.strip()
+    if not _NAME.match(clean_name):
+        raise Refused("invalid_name", "姓名应与身份证一致，仅可包含汉字和间隔号“·”。")
+    try:
+        return parse_resident_id(id_number, today), clean_name
+    except InvalidIdNumber as exc:
+        raise Refused("invalid_id_number", "身份证号码不正确，请核对18位公民身份号码。") from exc
+
+
+def check_staff_role(current: str, new: str | None = None) -> None:
+    """Staff commands act on staff accounts only, and keep them staff: an applicant never becomes
+    a reviewer by a role change (staff are created by `flexctl staff add`, with their ID number)."""
+    if current not in STAFF_ROLES:
+        raise Refused("not_staff", "该账户不是工作人员账户。")
+    if new is not None and new not in STAFF_ROLES:
+        raise Refused("invalid_role", "角色只能是 reviewer（审核人员）或 operator（经办管理人员）。")

@@ -118,6 +118,86 @@ async def rekey_legacy_bindings(conn: Connection, hmac_of: Callable[[str], bytes
 async def erase_person(conn: Connection, user_id: UUID) -> dict[str, bool]:
     """Delete the person's key, login and ID-number binding; which of them there were."""
     key = await conn.fetchval("DELETE FROM person_keys WHERE user_id = $1 RETURNING 1", user_id)
+    # The development code sink's texts to their phone (IDENTITY_CODE_SENDER=local_sink) go too.
+    await conn.execute(
+        "DELETE FROM code_sink WHERE phone = (SELECT phone FROM credentials WHERE user_id = $1)", user_id
+    )
     login = await conn.fetchval("DELETE FROM credentials WHERE user_id = $1 RETURNING 1", user_id)
     binding = await conn.fetchval("DELETE FROM id_number_bindings WHERE user_id = $1 RETURNING 1", user_id)
     return {"key": key is not None, "login": login is not None, "id_binding": binding is not None}
+
+
+# --- token revocation and staff accounts (services/identity/README.md, "Revocation", "Staff") --
+
+
+async def token_state(db: Executor, user_id: UUID) -> tuple[int, bool]:
+    """The account's token version and whether it is disabled (0, False: never revoked)."""
+    row = await db.fetchrow("SELECT token_version, disabled FROM account_security WHERE user_id = $1", user_id)
+    return (row["token_version"], row["disabled"]) if row else (0, False)
+
+
+async def revoke_tokens(conn: Connection, user_id: UUID, disabled: bool | None = None) -> int:
+    """Bump the account's token version (every token issued so far is refused) and, unless None,
+    set `disabled`; the new version."""
+    version: int = await conn.fetchval(
+        "INSERT INTO account_security (user_id, token_version, disabled) VALUES ($1, 1, coalesce($2, false)) "
+        "ON CONFLICT (user_id) DO UPDATE SET token_version = account_security.token_version + 1, "
+        "disabled = coalesce($2, account_security.disabled), updated_at = now() RETURNING token_version",
+        user_id,
+        disabled,
+    )
+    return version
+
+
+async def set_disabled(conn: Connection, user_id: UUID, disabled: bool) -> None:
+    """Enable (or disable) without revoking: tokens revoked when the account was disabled stay so."""
+    await conn.execute(
+        "INSERT INTO account_security (user_id, disabled) VALUES ($1, $2) "
+        "ON CONFLICT (user_id) DO UPDATE SET disabled = $2, updated_at = now()",
+        user_id,
+        disabled,
+    )
+
+
+async def revocations(db: Executor) -> list[asyncpg.Record]:
+    return list(await db.fetch("SELECT user_id, token_version, disabled FROM account_security ORDER BY user_id"))
+
+
+async def login_of(db: Executor, user_id: UUID) -> tuple[Role, str | None] | None:
+    """An account's role and agency, from its credentials (None: no such login)."""
+    row = await db.fetchrow("SELECT role, agency_code FROM credentials WHERE user_id = $1", user_id)
+    return (row["role"], row["agency_code"]) if row else None
+
+
+async def set_role(conn: Connection, user_id: UUID, role: Role, agency_code: str | None) -> None:
+    await conn.execute(
+        "UPDATE credentials SET role = $2, agency_code = $3 WHERE user_id = $1", user_id, role, agency_code
+    )
+
+
+async def set_password_hash(conn: Connection, user_id: UUID, password_hash: str) -> None:
+    await conn.execute("UPDATE credentials SET password_hash = $2 WHERE user_id = $1", user_id, password_hash)
+
+
+async def link_staff_identity(conn: Connection, user_id: UUID, id_number_hmac: bytes) -> bool:
+    """False when another staff account is linked to this ID number already."""
+    linked = await conn.fetchval(
+        "INSERT INTO staff_identities (user_id, id_number_hmac) VALUES ($1, $2) "
+        "ON CONFLICT DO NOTHING RETURNING user_id",
+        user_id,
+        id_number_hmac,
+    )
+    return linked is not None
+
+
+async def staff_identity(db: Executor, user_id: UUID) -> bytes | None:
+    digest: bytes | None = await db.fetchval("SELECT id_number_hmac FROM staff_identities WHERE user_id = $1", user_id)
+    return digest
+
+
+async def id_number_hmac_of(db: Executor, user_id: UUID) -> bytes | None:
+    """The keyed hash of the ID number an (applicant's) account is bound to."""
+    digest: bytes | None = await db.fetchval(
+        "SELECT id_number_hmac FROM id_number_bindings WHERE user_id = $1", user_id
+    )
+    return digest

@@ -7,8 +7,10 @@ is registered, seals the person's fields with it, hands it to the reading servic
 """
 
 import asyncio
+import getpass
 import hashlib
 import hmac
+import socket
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -21,9 +23,10 @@ from stdnum.cn import ric
 
 from contracts.events.identity import UserVerified, VerifiedPersonal
 from contracts.reference import DistrictDirectory, load_districts
-from kernel import personal
+from kernel import audit, personal, revocation
 from kernel.auth import Principal, Role
 from kernel.clock import local_date
+from kernel.db import Connection
 from kernel.logging import get_logger
 from kernel.problems import Conflict, NotFound, Refused, Unauthorized
 from kernel.runtime import ServiceLayer, Storage
@@ -34,6 +37,11 @@ from services.identity.verification import VerificationProvider, load_provider
 log = get_logger(__name__)
 
 _USER_NOT_FOUND = ("user_not_found", "未找到该用户。")
+# Real-name verification refused, whatever the cause (provider, a number bound elsewhere).
+VERIFICATION_FAILED = (
+    "verification_failed",
+    "实名认证未通过，请核对姓名和身份证号码是否与本人身份证一致；如有疑问请本人携带身份证到窗口办理或致电12333。",
+)
 
 
 def _name_form(name: str) -> str:
@@ -149,7 +157,8 @@ class IdentityService(ServiceLayer):
     async def profile(self, user_id: UUID) -> Profile:
         account = await self.account(user_id)
         v = account.verified
-        view = Profile(account.user_id, account.phone_masked, account.role, v is not None)
+        login = await projections.login_of(self.pool, user_id)  # the role now: `flexctl staff role` changes it
+        view = Profile(account.user_id, account.phone_masked, login[0] if login else account.role, v is not None)
         if v is None:
             return view
         key = await projections.data_key(self.pool, user_id)
@@ -176,11 +185,14 @@ class IdentityService(ServiceLayer):
         )
         phone = await projections.phone_of(self.pool, user_id)
         outcome = await self.provider.verify(clean_name, resident, phone or "")
+        # One neutral answer for a provider's refusal and for a number bound to another account, so
+        # that probing numbers tells nobody whether (or by whom) one is held (issue 9).
+        taken = Refused(*VERIFICATION_FAILED)
         if not outcome.passed:
-            raise Refused(outcome.reason_code or "verification_failed", outcome.reason or "实名认证未通过。")
+            log.info("verification_refused", user_id=str(user_id), reason=outcome.reason_code or "provider")
+            raise taken
         digest = self.id_number_hmac(resident.number)
         already = Conflict("already_verified", "该账户已完成实名认证，无需重复认证。")
-        taken = Conflict("id_number_taken", "该身份证号码已绑定其他账户，如有疑问请致电12333。")
         # No code writes the legacy table any more: once a move committed, it stays empty.
         await self.rekey_legacy_bindings()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -256,3 +268,137 @@ class IdentityService(ServiceLayer):
         if moved:
             log.info("id_bindings_rekeyed", moved=moved)
         return moved
+
+    # --- tokens and staff accounts (services/identity/README.md, "Tokens", "Staff") -------------
+
+    async def token_version_for(self, principal: Principal) -> int:
+        """The version a new token of this account carries; a disabled account gets none."""
+        version, disabled = await projections.token_state(self.pool, principal.user_id)
+        if disabled:
+            raise Unauthorized("account_disabled", "该账户已停用，请联系管理员。")
+        return version
+
+    async def check(self, user_id: UUID, version: int) -> None:
+        """identity's own TokenGuard (kernel.auth): its table, not a refreshed copy."""
+        version_now, disabled = await projections.token_state(self.pool, user_id)
+        revocation.judge(revocation.Revocation(version_now, disabled) if (version_now or disabled) else None, version)
+
+    async def revocations(self) -> list[tuple[UUID, int, bool]]:
+        """(user_id, min_version, disabled) of every account ever disabled or bumped."""
+        return [(r["user_id"], r["token_version"], r["disabled"]) for r in await projections.revocations(self.pool)]
+
+    async def add_staff(
+        self,
+        phone: str,
+        password: str,
+        role: Role,
+        name: str,
+        id_number: str,
+        correlation_id: str,
+        agency_code: str | None = None,
+    ) -> UUID:
+        """A reviewer or operator account linked to its holder's verified ID number (kept as the
+        keyed hash only), so that review can refuse them their own case (403 own_case)."""
+        domain.check_staff_role(role, role)
+        now = datetime.now(UTC)
+        resident, clean_name = domain.check_staff_identity(name, id_number, local_date(now))
+        outcome = await self.provider.verify(clean_name, resident, domain.normalize_mainland_mobile(phone))
+        if not outcome.passed:
+            raise Refused(outcome.reason_code or "verification_failed", outcome.reason or "实名认证未通过。")
+        digest = self.id_number_hmac(resident.number)
+        linked_elsewhere = Conflict("staff_id_number_taken", "该身份证号码已关联其他工作人员账户。")
+        if await self.pool.fetchval("SELECT 1 FROM staff_identities WHERE id_number_hmac = $1", digest):
+            raise linked_elsewhere
+        user_id = await self.register(phone, password, role, correlation_id, agency_code=agency_code)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await projections.link_staff_identity(conn, user_id, digest):
+                raise linked_elsewhere  # the race: the account stays unlinked, so it decides nothing
+            await self._audit(conn, user_id, "staff_created", {"role": role, "agency_code": agency_code})
+        return user_id
+
+    async def account_id(self, ref: str) -> UUID:
+        """A staff command's account: a user id or the phone it logs in with."""
+        try:
+            return UUID(ref)
+        except ValueError:
+            pass
+        try:
+            e164 = domain.normalize_mainland_mobile(ref)
+        except Refused as exc:
+            raise NotFound(*_USER_NOT_FOUND) from exc
+        found = await projections.credentials_of(self.pool, e164)
+        if found is None:
+            raise NotFound(*_USER_NOT_FOUND)
+        return found[0].user_id
+
+    async def _staff_login(self, conn: Connection, user_id: UUID) -> tuple[Role, str | None]:
+        login = await projections.login_of(conn, user_id)
+        if login is None:
+            raise NotFound(*_USER_NOT_FOUND)
+        domain.check_staff_role(login[0])
+        return login
+
+    async def _audit(self, conn: Connection, user_id: UUID, action: str, detail: dict[str, object]) -> None:
+        """Staff account changes are made by an operator at flexctl (no token): the trail names the
+        OS user and host it ran as (kernel.audit)."""
+        await audit.record(
+            conn,
+            actor_id=None,
+            actor_role="flexctl",
+            action=action,
+            person_id=user_id,
+            detail=detail,
+            client=f"flexctl:{getpass.getuser()}@{socket.gethostname()}",
+        )
+
+    async def disable(self, user_id: UUID) -> int:
+        """Disable a staff account: no log-in, and every token refused (the version is bumped, so
+        enabling it again does not revive old tokens)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._staff_login(conn, user_id)
+            version = await projections.revoke_tokens(conn, user_id, disabled=True)
+            await self._audit(conn, user_id, "staff_disabled", {"token_version": version})
+        log.info("staff_disabled", user_id=str(user_id))
+        return version
+
+    async def enable(self, user_id: UUID) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._staff_login(conn, user_id)
+            await projections.set_disabled(conn, user_id, False)
+            await self._audit(conn, user_id, "staff_enabled", {})
+        log.info("staff_enabled", user_id=str(user_id))
+
+    async def change_role(self, user_id: UUID, role: Role, agency_code: str | None = None) -> int:
+        """A new role (and agency, for a reviewer): tokens of the old role are refused."""
+        domain.check_staff_role(role, role)
+        agency = domain.check_staff_agency(role, agency_code, self.directory)
+        async with self.pool.acquire() as conn, conn.transaction():
+            old_role, old_agency = await self._staff_login(conn, user_id)
+            await projections.set_role(conn, user_id, role, agency)
+            version = await projections.revoke_tokens(conn, user_id)
+            detail = {"from": old_role, "to": role, "agency_from": old_agency, "agency_to": agency}
+            await self._audit(conn, user_id, "staff_role_changed", {**detail, "token_version": version})
+        log.info("staff_role_changed", user_id=str(user_id), role=role)
+        return version
+
+    async def reset_password(self, user_id: UUID, password: str) -> int:
+        """A new password; every token issued so far is refused."""
+        domain.check_password(password)
+        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._staff_login(conn, user_id)
+            await projections.set_password_hash(conn, user_id, password_hash)
+            version = await projections.revoke_tokens(conn, user_id)
+            await self._audit(conn, user_id, "staff_password_reset", {"token_version": version})  # never the password
+        log.info("staff_password_reset", user_id=str(user_id))
+        return version
+
+    async def same_person(self, staff_id: UUID, applicant_id: UUID) -> bool | None:
+        """Whether the applicant's bound ID number is the staff member's own; None when the staff
+        account has no linked ID number (review then refuses every decision)."""
+        staff = await projections.staff_identity(self.pool, staff_id)
+        if staff is None:
+            return None
+        await self.rekey_legacy_bindings()  # as before any binding lookup
+        applicant = await projections.id_number_hmac_of(self.pool, applicant_id)
+        return applicant is not None and hmac.compare_digest(staff, applicant)

@@ -11,6 +11,7 @@ from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
 from services.notify.gateway import load_gateway
 from services.notify.handlers import NotifyHandlers
+from services.notify.one_time_codes import router as one_time_codes_router
 from services.notify.routes import router
 from services.notify.sender import Sender
 from services.notify.service import NotifyService
@@ -55,4 +56,10 @@ def build(
     )
     app.state.notify = service
     app.include_router(router)
+    # One-time codes for identity (one_time_codes.py): its callers' tokens, the gateway's makings.
+    app.state.settings, app.state.templates = settings, templates
+    app.state.code_senders = {
+        name: token.get_secret_value().encode() for name, token in settings.notify_code_senders.items()
+    }
+    app.include_router(one_time_codes_router)
     return app, runtime

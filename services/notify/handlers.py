@@ -4,7 +4,7 @@ The phone arrives sealed under its person's key (docs/personal-data.md): it is o
 part of decoding, through `kernel.personal.PersonKeys`; an erased person's opens to nothing."""
 
 from contracts.envelope import Envelope
-from contracts.events.identity import PersonErased, RegisteredPersonal, UserRegistered
+from contracts.events.identity import PersonErased, PhoneChanged, RegisteredPersonal, UserRegistered
 from contracts.events.payment import BillIssued, BillOverdue, PaymentSettled, WithholdingCollectionFailed
 from contracts.events.review import ReviewDecided
 from contracts.topics import IDENTITY_EVENTS, PAYMENT_EVENTS, REVIEW_EVENTS
@@ -34,6 +34,15 @@ class NotifyHandlers:
             return
         phone = RegisteredPersonal.model_validate(opened).phone
         await self.service.remember_recipient(conn, registered.user_id, phone)
+
+    async def on_phone_changed(self, conn: Connection, envelope: Envelope) -> None:
+        """The person's new phone (after their UserRegistered: one person's events share a partition)."""
+        changed = decode(envelope)
+        assert isinstance(changed, PhoneChanged)
+        opened = await self.keys.open(changed.personal, owner=changed.user_id)
+        if opened is None:  # erased: no phone to keep
+            return
+        await self.service.change_recipient(conn, changed.user_id, RegisteredPersonal.model_validate(opened).phone)
 
     async def on_review_decided(self, conn: Connection, envelope: Envelope) -> None:
         """Record the SMS intent only; the sender texts after this transaction commits."""
@@ -77,6 +86,7 @@ class NotifyHandlers:
         # partition, so PersonErased comes after their UserRegistered.
         handlers: dict[str, Handler] = {
             UserRegistered.event_type: self.on_user_registered,
+            PhoneChanged.event_type: self.on_phone_changed,
             ReviewDecided.event_type: self.on_review_decided,
             PersonErased.event_type: self.on_person_erased,
             BillIssued.event_type: self.on_bill_issued,

@@ -1,4 +1,4 @@
-"""notify's Prometheus metrics (served at /metrics with the kernel's)."""
+"""notify's Prometheus metrics (served with the kernel's on the metrics port, kernel.server)."""
 
 from prometheus_client import Counter, Gauge
 

@@ -70,6 +70,24 @@ async def remember_recipient(
     await release_awaiting(conn, now, max_age, user_id)
 
 
+async def change_recipient(conn: Connection, user_id: UUID, phone: str) -> int:
+    """PhoneChanged: the person's new phone, for every message not yet handed to a provider too
+    (an erased person's is not kept). Returns how many waiting messages now go to the new phone."""
+    await conn.execute(
+        "INSERT INTO recipients (user_id, phone) SELECT $1, $2 "
+        "WHERE NOT EXISTS (SELECT 1 FROM erased_recipients WHERE user_id = $1) "
+        "ON CONFLICT (user_id) DO UPDATE SET phone = EXCLUDED.phone",
+        user_id,
+        phone,
+    )
+    moved = await conn.execute(
+        "UPDATE sms_messages SET phone = $2 WHERE recipient_id = $1 AND phone IS NOT NULL AND state = 'pending'",
+        user_id,
+        phone,
+    )
+    return int(moved.split()[-1])
+
+
 async def erased_at(conn: Executor, user_id: UUID) -> datetime | None:
     """When the person was erased, or None."""
     found: datetime | None = await conn.fetchval("SELECT erased_at FROM erased_recipients WHERE user_id = $1", user_id)
@@ -88,9 +106,12 @@ UPDATE sms_messages SET phone = NULL, recipient_erased_at = $2, updated_at = now
 """
 # The sink is the local "provider": its record of what it received stays, with the number masked
 # as everywhere else (contracts.events.base.mask_phone).
+# The one-time codes texted to the person's phone (out_id `otc-…`: no sms_messages row) too.
 _MASK_SINK = """
 UPDATE sms_sink SET phone = left(phone, length(phone) - 8) || '****' || right(phone, 4)
-WHERE out_id IN (SELECT sms_id::text FROM sms_messages WHERE recipient_id = $1) AND phone !~ '[*]'
+WHERE (out_id IN (SELECT sms_id::text FROM sms_messages WHERE recipient_id = $1)
+       OR phone = (SELECT phone FROM recipients WHERE user_id = $1))
+  AND phone !~ '[*]'
 """
 
 
@@ -101,8 +122,8 @@ async def forget_recipient(conn: Connection, user_id: UUID, now: datetime) -> in
         user_id,
         now,
     )
+    await conn.execute(_MASK_SINK, user_id)  # before the recipient's phone is deleted: it finds their codes
     await conn.execute("DELETE FROM recipients WHERE user_id = $1", user_id)
-    await conn.execute(_MASK_SINK, user_id)
     failed = await conn.execute(_FAIL_UNSENT, user_id, now, list(UNFINISHED), domain.ERASED_NOTE)
     await conn.execute(_CLEAR_PHONES, user_id, now)
     return int(failed.split()[-1])

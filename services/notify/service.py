@@ -194,6 +194,13 @@ class NotifyService(ServiceLayer):
         """The recipient's phone, and the release of their waiting messages (replay guard applied)."""
         await projections.remember_recipient(conn, user_id, phone, self.clock(), self.max_decision_age)
 
+    async def change_recipient(self, conn: Connection, user_id: UUID, phone: str) -> None:
+        """PhoneChanged: text the new phone from now on (waiting messages too), then release any
+        message that waited for a phone."""
+        moved = await projections.change_recipient(conn, user_id, phone)
+        await projections.release_awaiting(conn, self.clock(), self.max_decision_age, user_id)
+        log.info("recipient_phone_changed", recipient_id=str(user_id), pending_moved=moved)
+
     async def forget_recipient(self, conn: Connection, user_id: UUID) -> int:
         """`PersonErased`: the person's phone leaves notify (docs/personal-data.md); returns how
         many messages not yet sent failed with `recipient_erased`."""

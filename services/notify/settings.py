@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kernel.effects import check_lease
-from kernel.settings import ServiceSettings
+from kernel.settings import ServiceSettings, local_secret
 
 
 class NotifySettings(ServiceSettings):
@@ -47,6 +47,13 @@ class NotifySettings(ServiceSettings):
     # rebuilding notify from the topics does not text history again. Raise it for a planned
     # catch-up after a long outage.
     notify_max_decision_age_hours: float = Field(72.0, gt=0, le=87_600)
+
+    # Who may ask notify to text a one-time code (POST /v1/internal/one-time-codes): service name ->
+    # its bearer token (identity's IDENTITY_NOTIFY_TOKEN). JSON object; the shipped development
+    # token is refused outside development like every `local-` secret.
+    notify_code_senders: dict[str, SecretStr] = Field(
+        default_factory=lambda: {"identity": SecretStr(local_secret("one-time-codes", "identity"))}
+    )
 
     @property
     def max_decision_age(self) -> timedelta:

@@ -1,5 +1,6 @@
 """SMS templates from a TOML file: Chinese texts with ${name} placeholders (Aliyun's syntax)."""
 
+import re
 import string
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,19 @@ RECEIPT_TEMPLATE = "payment_receipt"
 OVERDUE_TEMPLATE = "bill_overdue"
 # A failed bank withholding collection; placeholders period, amount, bank, reason.
 COLLECTION_FAILED_TEMPLATE = "withholding_failed"
-REQUIRED = ("review_approved", "review_rejected", RECEIPT_TEMPLATE, OVERDUE_TEMPLATE, COLLECTION_FAILED_TEMPLATE)
+# A one-time code (identity, POST /v1/internal/one-time-codes); placeholders code, minutes, purpose.
+ONE_TIME_CODE_TEMPLATE = "one_time_code"
+# Instead of a code, to a phone that already has an account; no placeholder.
+PHONE_REGISTERED_TEMPLATE = "phone_registered"
+REQUIRED = (
+    "review_approved",
+    "review_rejected",
+    RECEIPT_TEMPLATE,
+    OVERDUE_TEMPLATE,
+    COLLECTION_FAILED_TEMPLATE,
+    ONE_TIME_CODE_TEMPLATE,
+    PHONE_REGISTERED_TEMPLATE,
+)
 # Trailing punctuation of one reason, dropped so that joined reasons read as one sentence.
 _REASON_END = "。．.；;，,、 \t\n"
 
@@ -55,10 +68,47 @@ class Templates:
         return f"【{self.sign_name}】{self.get(name).render(params)}"
 
 
+# Reviewers' free text goes into an SMS under the agency's sign: it must carry no link (a URL
+# there would read as the agency's own) and stay short (issue 9). Bounds per reason and in total.
+REASON_MAX_CHARS = 60
+REASONS_MAX_CHARS = 200
+# Full-width ASCII (Ａ-ｚ, ０-９, ．／：) and the ideographic full stop folded to ASCII, one character
+# for one, so that "ｅｖｉｌ。ｃｏｍ" is found like "evil.com" and the spans still fit the original.
+_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3002: ord("."), 0xFF61: ord("."), 0x3000: ord(" ")}
+_URL_LIKE = re.compile(
+    r"""(?ix)
+    [a-z][a-z0-9+.\-]*://[!-~]*                                   # scheme://…
+    | (?:mailto|javascript|data|tel|sms|weixin|alipays?|vbscript):[!-~]*   # schemes without //
+    | www\.[!-~]*                                                   # www.…
+    | (?<![a-z0-9@])\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?[!-~]*          # an IPv4 address, port, path
+    | [a-z0-9\-_@]+(?:\.[a-z0-9\-_]+)*\.(?:[a-z]{2,}|xn--[a-z0-9\-]+)(?![a-z0-9\-])(?:[:/?#][!-~]*)?  # host.tld
+    """
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+
+
+def strip_links(text: str) -> str:
+    """`text` without anything a phone could show as a link (URLs, www., domain names, IP
+    addresses, also in full-width letters) nor control or invisible characters; Chinese kept."""
+    text = _CONTROL.sub("", text)
+    folded = text.translate(_FOLD)
+    kept, last = [], 0
+    for match in _URL_LIKE.finditer(folded):
+        kept.append(text[last : match.start()])
+        last = match.end()
+    kept.append(text[last:])
+    return re.sub(r"\s+", " ", "".join(kept)).strip()
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def join_reasons(texts: Sequence[str]) -> str:
-    """Reviewers write each reason as a sentence; the SMS lists them separated by "；"."""
-    parts = [t.strip().rstrip(_REASON_END) for t in texts]
-    return "；".join(p for p in parts if p)
+    """Reviewers write each reason as a sentence; the SMS lists them separated by "；", each
+    stripped of links and cut at REASON_MAX_CHARS, all of them at REASONS_MAX_CHARS."""
+    parts = [_bounded(strip_links(t).rstrip(_REASON_END), REASON_MAX_CHARS) for t in texts]
+    return _bounded("；".join(p for p in parts if p), REASONS_MAX_CHARS)
 
 
 def load_templates(path: Path | None, sign_name: str, aliyun_codes: Mapping[str, str] | None = None) -> Templates:

@@ -8,14 +8,16 @@ from kernel.db import migrations_from
 from kernel.effects import Dispatcher, poll_forever
 from kernel.logging import get_logger
 from kernel.runtime import ServiceRuntime
+from kernel.web import declare_body_limit
 from services.payment.bank import HttpBankGateway, collection_policy, load_bank_gateway
 from services.payment.channels import ChannelVerifiers
 from services.payment.handlers import PaymentHandlers
 from services.payment.people import PeopleDirectory
-from services.payment.routes import router
+from services.payment.routes import MAX_NOTIFICATION_BYTES, NOTIFICATIONS_PATH, notification_too_large, router
 from services.payment.service import PaymentRules, PaymentService
 from services.payment.settings import PaymentSettings
 from services.payment.tariff import TariffBook
+from services.payment.withholding_routes import AGREEMENTS_PATH
 from services.payment.withholding_routes import router as withholding_router
 from services.payment.withholding_service import COLLECTIONS
 
@@ -84,4 +86,7 @@ def build(
     runtime.background = [collect, record_overdue]
     app.include_router(router)
     app.include_router(withholding_router)
+    # A channel's notification: bounded like any JSON body, refused with the route's own code.
+    for path in (NOTIFICATIONS_PATH, AGREEMENTS_PATH):
+        declare_body_limit(app, path, MAX_NOTIFICATION_BYTES, refusal=notification_too_large())
     return app, runtime

@@ -137,23 +137,26 @@ MAX_NOTIFICATION_BYTES = 64 * 1024
 async def read_notification(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_NOTIFICATION_BYTES:
-        raise _too_large()
+        raise notification_too_large()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_NOTIFICATION_BYTES:
-            raise _too_large()
+            raise notification_too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large() -> Problem:
+def notification_too_large() -> Problem:
     return Problem("notification_too_large", f"支付通知超过 {MAX_NOTIFICATION_BYTES} 字节，不予受理。", 413)
 
 
+NOTIFICATIONS_PATH = "/v1/channels/{channel}/notifications"
+
+
 @router.post(
-    "/channels/{channel}/notifications",
+    NOTIFICATIONS_PATH.removeprefix("/v1"),
     summary="A payment channel's signed notification (services/payment/channels/README.md)",
     status_code=200,
     description="401 invalid_signature, stale_notification (nothing recorded); 413 notification_too_large; "

@@ -30,8 +30,11 @@ class AgreementAnswer(BaseModel):
     agreement_id: UUID
 
 
+AGREEMENTS_PATH = "/v1/channels/bank_withholding/agreements"
+
+
 @router.post(
-    "/channels/bank_withholding/agreements",
+    AGREEMENTS_PATH.removeprefix("/v1"),
     summary="A bank's signed notice of a withholding agreement (services/payment/channels/README.md)",
     description="401 invalid_signature, stale_notification; 413 notification_too_large; 422 invalid_notification, "
     "unknown_bank, invalid_id_number, person_not_found; 503 identity_unavailable. Nothing is recorded on a refusal.",

@@ -10,6 +10,7 @@ from services.review.handlers import ReviewHandlers
 from services.review.metrics import queue_gauges_job
 from services.review.reasons import ReasonCatalogue
 from services.review.routes import router
+from services.review.separation import SamePerson, identity_same_person
 from services.review.service import ReviewRules, ReviewService
 from services.review.settings import ReviewSettings
 from services.review.workdays import WorkingCalendar
@@ -25,8 +26,11 @@ def load_rules(settings: ReviewSettings) -> ReviewRules:
     )
 
 
-def build(settings: ReviewSettings | None = None, keys: PersonKeys | None = None) -> tuple[FastAPI, ServiceRuntime]:
-    """`keys`: how sealed personal data is opened (default: identity at IDENTITY_URL with PERSONAL_DATA_TOKEN)."""
+def build(
+    settings: ReviewSettings | None = None, keys: PersonKeys | None = None, same_person: SamePerson | None = None
+) -> tuple[FastAPI, ServiceRuntime]:
+    """`keys`: how sealed personal data is opened (default: identity at IDENTITY_URL with PERSONAL_DATA_TOKEN);
+    `same_person`: how a decision's own_case check asks identity (default: at IDENTITY_URL)."""
     settings = settings or ReviewSettings()
     rules = load_rules(settings)
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.review"))
@@ -49,6 +53,7 @@ def build(settings: ReviewSettings | None = None, keys: PersonKeys | None = None
     app.state.rules = rules
     app.state.enrollment_url = settings.review_enrollment_url
     app.state.review = service
+    app.state.same_person = same_person or identity_same_person(settings.identity_url)
 
     app.include_router(router)
     return app, runtime

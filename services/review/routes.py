@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 
 from contracts.http import document_url
 from contracts.reference import DistrictDirectory
-from kernel.auth import CurrentPrincipal, Principal, require_role
+from kernel.audit import client_of
+from kernel.auth import CurrentPrincipal, PresentedToken, Principal, require_role
 from kernel.clock import local_date, today_in_changzhou
-from kernel.web import PROBLEM_RESPONSES, StrictBody
+from kernel.web import PROBLEM_RESPONSES, StrictBody, problem_responses
 from services.review import domain
 from services.review.projections import CaseQuery, StatusFilter
+from services.review.separation import refuse_own_case
 from services.review.service import ReviewService
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
@@ -145,6 +147,7 @@ async def list_cases(
     today = today_in_changzhou()
     scope = _scope(principal)
     rows = await svc.list_cases(CaseQuery(status, agency, application_id), limit, offset, scope=scope)
+    await svc.record_reads(principal, rows, client_of(request))
     return CaseList(
         status=status,
         agency=scope or agency,
@@ -156,14 +159,28 @@ async def list_cases(
 
 @router.get("/cases/{case_id}", summary="One review case")
 async def get_case(case_id: UUID, request: Request, svc: Service, principal: Staff) -> CaseView:
-    return _view(request, await svc.case_row(case_id, _scope(principal)), today_in_changzhou())
+    row = await svc.case_row(case_id, _scope(principal))
+    await svc.record_reads(principal, [row], client_of(request))
+    return _view(request, row, today_in_changzhou())
 
 
-@router.post("/cases/{case_id}/decision", status_code=201, summary="Decide: 审核通过 or 审核不通过 with reasons")
-async def decide(case_id: UUID, body: DecisionIn, request: Request, svc: Service, reviewer: Reviewer) -> CaseView:
+@router.post(
+    "/cases/{case_id}/decision",
+    status_code=201,
+    summary="Decide: 审核通过 or 审核不通过 with reasons",
+    description="403 own_case: the applicant has the reviewer's own ID number (asked of identity); "
+    "503 identity_unavailable: identity could not be asked, nothing was decided.",
+    responses=problem_responses(503),
+)
+async def decide(
+    case_id: UUID, body: DecisionIn, request: Request, svc: Service, reviewer: Reviewer, token: PresentedToken
+) -> CaseView:
     reasons = [domain.ReasonInput(code=r.code, text=r.text) for r in body.reasons]
     scope = _scope(reviewer)
-    await svc.decide(case_id, body.decision, reasons, reviewer.user_id, scope=scope)
+    # Separation of duties (services/review/README.md, "Own cases"): 403 own_case, asked of identity.
+    case = await svc.case_row(case_id, scope)  # 404, not_your_agency first
+    await refuse_own_case(request.app.state.same_person, token, case["applicant_id"])
+    await svc.decide(case_id, body.decision, reasons, reviewer.user_id, scope=scope, client=client_of(request))
     return _view(request, await svc.case_row(case_id, scope), today_in_changzhou())
 
 

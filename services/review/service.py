@@ -12,6 +12,8 @@ from contracts.envelope import Envelope
 from contracts.events.enrollment import EnrollmentSubmitted
 from contracts.events.review import ReviewCaseOpened, ReviewDecided
 from contracts.reference import DistrictDirectory
+from kernel import audit
+from kernel.auth import Principal
 from kernel.clock import utc_now
 from kernel.db import Connection
 from kernel.eventstore import ConcurrencyError
@@ -97,7 +99,10 @@ class ReviewService(ServiceLayer):
         reasons: Sequence[domain.ReasonInput],
         reviewer_id: UUID,
         scope: str | None = None,
+        client: str | None = None,
     ) -> ReviewDecided:
+        """The decision is recorded in the audit trail (kernel.audit) in its own transaction:
+        no decision without its record. `client`: the reviewer's address."""
         case = await self.case(case_id)
         # Before the domain: another agency's case is refused whatever its state.
         check_agency(case.opened.agency_code, scope)
@@ -117,6 +122,21 @@ class ReviewService(ServiceLayer):
             except ConcurrencyError as exc:  # another reviewer decided in between
                 raise Conflict("already_decided", "该申报已审核完毕，不能重复审核。") from exc
             await projections.record_decision(conn, decided)
+            await audit.record(
+                conn,
+                actor_id=reviewer_id,
+                actor_role="reviewer",
+                action="case.decided",
+                person_id=decided.applicant_id,
+                detail={
+                    "case_id": str(case_id),
+                    "application_id": str(decided.application_id),
+                    "attempt": decided.attempt,
+                    "decision": decision,
+                    "reasons": [r.code for r in decided.reasons],
+                },
+                client=client,
+            )
         log.info("case_decided", case_id=str(case_id), decision=decision)
         return decided
 
@@ -139,6 +159,16 @@ class ReviewService(ServiceLayer):
             raise NotFound("case_not_found", "未找到该审核案件。")
         check_agency(row["agency_code"], scope)
         return row
+
+    async def record_reads(self, principal: Principal, rows: Sequence[asyncpg.Record], client: str | None) -> None:
+        """Case views show the applicant's name and birth date in clear: each case shown to a
+        staff member is recorded in the audit trail (kernel.audit), one entry per person."""
+        if not rows:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            for row in rows:
+                detail = {"case_id": str(row["case_id"]), "application_id": str(row["application_id"])}
+                await audit.record_access(conn, principal, "case.read", row["applicant_id"], detail, client)
 
     async def queue_counts(self, today: date) -> dict[str, tuple[int, int]]:
         return await projections.queue_counts(self.pool, today)

@@ -232,7 +232,7 @@ def test_a_send_not_yet_recorded_when_notify_dies_is_looked_up_not_sent_again(
     assert sms["provider_message_id"] == f"local-{sink_id}", "found by lookup, not sent again"
     time.sleep(1)
     assert len(sink(system, operator, str(sms_id))) == 1
-    metrics = httpx.get(f"{notify.url}/metrics", timeout=15).text
+    metrics = httpx.get(notify.metrics_url, timeout=15).text
     assert re.search(r'^flexenroll_sms_lookups_total\{outcome="found"\} 1\.0$', metrics, re.M), "one lookup found it"
     assert stored_events(system, "notify", "SmsSent", "sms_id", str(sms_id)) == 1
     view = person.wait_for_status(application_id, "approved", notified=True)

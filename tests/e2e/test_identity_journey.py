@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.applicant import IDENTITY_TEST_ENV, texted_code
 from tests.support.infra import read_topic, topic, topic_size
 from tests.support.people import id_number
 from tests.support.processes import ServiceProcess
@@ -19,7 +20,8 @@ from tests.support.processes import ServiceProcess
 
 @pytest.fixture(scope="module")
 def identity(e2e_env: dict[str, str], log_dir: Path) -> Iterator[ServiceProcess]:
-    service = ServiceProcess("identity", e2e_env, log_dir).start()
+    env = {**e2e_env, **IDENTITY_TEST_ENV, "IDENTITY_CODE_SENDER": "local_sink"}  # no notify here
+    service = ServiceProcess("identity", env, log_dir).start()
     yield service
     service.stop()
 
@@ -27,7 +29,10 @@ def identity(e2e_env: dict[str, str], log_dir: Path) -> Iterator[ServiceProcess]
 def test_register_login_verify_then_user_verified_is_on_the_topic(identity: ServiceProcess) -> None:
     http = httpx.Client(base_url=identity.url, timeout=10)
     phone = f"139{abs(hash(identity.url)) % 10**8:08d}"
-    created = http.post("/v1/users", json={"phone": phone, "password": "s3cret-pass"})
+    asked = http.post("/v1/phone-codes", json={"phone": phone, "purpose": "register"})
+    assert asked.status_code == 202, asked.text
+    code = texted_code({"identity": identity}, phone)
+    created = http.post("/v1/users", json={"phone": phone, "password": "s3cret-pass", "code": code})
     assert created.status_code == 201, created.text
     user_id = created.json()["user_id"]
 

@@ -99,7 +99,8 @@ def test_approval_opens_the_account_and_the_months_bill_is_issued_once(system: d
     operator = staff(system, "operator")
     assert payment.get(bills_url, headers=operator).json()["bills"] == [bill]
     refused = payment.get(bills_url, headers=reviewer)
-    assert refused.status_code == 403 and refused.json()["code"] == "not_your_bills"
+    # A reviewer's token is not for payment at all (its audience: identity, enrollment, review).
+    assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
 
     changed = payment.put(f"/v1/insured/{person.user_id}/tiers", json={"pension_tier": 4, "medical_tier": 5},
                           headers=person.auth)  # fmt: skip

@@ -5,6 +5,7 @@ tests made under it too) is searched, raw bytes of key, value and headers, for a
 mobile number, an 18-character ID number, and the names, birth dates and numbers of the test people."""
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -69,5 +70,11 @@ def test_no_topic_of_the_session_holds_personal_data_in_clear(system: dict[str, 
 
     leaks = [f"{m.where()}: {finding}" for m in messages for finding in clear_findings(m.raw, secrets)]
     assert leaks == [], "\n".join(leaks[:50])
+    # One-time codes never travel on a topic (identity asks notify over HTTP): no code of the session
+    # anywhere, as a number of its own (not inside a longer one, nor a timestamp's fraction).
+    codes = sorted({code for p in PEOPLE for code in p.codes})
+    assert person.codes and codes
+    code_pattern = re.compile(rb"(?<![0-9.])(?:" + b"|".join(c.encode() for c in codes) + rb")(?![0-9])")
+    assert [m.where() for m in messages if code_pattern.search(m.raw)] == []
     # the scan is not blind: this journey's people data is on the topics, sealed
     assert len(sealed_of(messages, UUID(person.user_id))) >= 4  # registered, verified, two submissions

@@ -19,12 +19,13 @@ from asyncpg.connection import LoggedQuery
 from contracts.envelope import Envelope
 from contracts.events.identity import UserRegistered, UserVerified
 from contracts.upcasting import decode
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal
 from kernel.eventstore import EventStore
-from kernel.problems import Conflict
+from kernel.problems import Conflict, Refused
 from kernel.runtime import OpenStorage
 from kernel.settings import local_secret
 from services.identity.service import IdentityService
+from tests.support import tokens
 from tests.support.identity import PASSWORD, RunningIdentity, running_identity, unique_phone
 from tests.support.infra import read_topic, service_pool, topic, topic_size
 from tests.support.people import id_number
@@ -122,7 +123,7 @@ async def test_the_key_endpoint_answers_only_the_reading_services(
     assert "person_key_read" in log and "review" in log  # who read whose key is logged ...
     assert base64.b64encode(stored).decode() not in log and stored.hex() not in log  # ... never the key
 
-    operator = issue_token(Principal(uuid4(), "operator"), identity.settings.jwt_secret.get_secret_value(), 60)
+    operator = tokens.token(Principal(uuid4(), "operator"), 60)
     refused = {
         "authentication_required": {},
         "invalid_token": {"Authorization": "Bearer not-a-reader"},
@@ -190,7 +191,7 @@ async def test_an_id_number_is_bound_by_its_keyed_hash_and_only_once(identity: R
         json={"name": "张三", "id_number": first.id_number.lower()},
         headers=second.auth,
     )
-    assert again.status_code == 409 and again.json()["code"] == "id_number_taken"
+    assert again.status_code == 422 and again.json()["code"] == "verification_failed"  # never says it is bound
 
 
 async def test_clear_numbers_of_the_old_table_are_rekeyed(identity: RunningIdentity) -> None:
@@ -202,7 +203,7 @@ async def test_clear_numbers_of_the_old_table_are_rekeyed(identity: RunningIdent
     taken = await identity.client.post(
         f"/v1/users/{newcomer.user_id}/verification", json={"name": "张三", "id_number": number}, headers=newcomer.auth
     )
-    assert taken.status_code == 409 and taken.json()["code"] == "id_number_taken"
+    assert taken.status_code == 422 and taken.json()["code"] == "verification_failed"
     assert await pool.fetchval("SELECT count(*) FROM id_bindings") == 0
     assert await pool.fetchval("SELECT user_id FROM id_number_bindings WHERE id_number_hmac = $1",
                                identity.service.id_number_hmac(number)) == old_owner  # fmt: skip
@@ -282,9 +283,9 @@ async def test_a_bound_id_number_is_refused_before_any_insert(
     assert first.id_number is not None
     second = await service.register(unique_phone(), PASSWORD, "applicant", "c")
     statements.logged.clear()
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(Refused) as refused:
         await service.verify(second, "张三", first.id_number, "c")
-    assert refused.value.code == "id_number_taken"
+    assert refused.value.code == "verification_failed"
     await asyncio.sleep(0.05)
     assert statements.logged and statements.inserts_into("id_number_bindings") == [] and statements.failed() == []
 

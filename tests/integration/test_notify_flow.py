@@ -19,6 +19,7 @@ from contracts.events.review import ReviewDecided, ReviewReason
 from kernel.db import migrate, migrations_from
 from kernel.eventstore import EventStore
 from kernel.runtime import StoreOnly
+from kernel.server import exposition
 from services.notify.domain import sms_id_for
 from services.notify.gateway import LocalSinkGateway
 from services.notify.handlers import NotifyHandlers
@@ -148,9 +149,9 @@ async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, p
 
     await eventually(sent)
     assert (await notify.http.get("/v1/sms")).status_code == 401
-    for role in ("applicant", "reviewer"):
+    for role in ("applicant", "reviewer"):  # only an operator's token names notify in its `aud` (kernel.auth)
         refused = await notify.http.get("/v1/sms", headers=notify.token(role))
-        assert refused.status_code == 403 and refused.json()["code"] == "wrong_role"
+        assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
 
     operator = notify.token("operator")
     page = await notify.http.get("/v1/sms", params={"recipient_id": str(user_id)}, headers=operator)
@@ -168,7 +169,7 @@ async def test_the_sms_log_is_for_operators_with_masked_phones(notify: Notify, p
     sunk = await notify.http.get("/v1/sms/sink", params={"out_id": str(sms_id)}, headers=operator)
     [message] = sunk.json()["items"]
     assert message["phone_masked"].endswith(number[-4:]) and number not in sunk.text
-    metrics = (await notify.http.get("/metrics")).text
+    metrics = exposition()
     assert 'flexenroll_sms_sent_total{provider="local_sink"}' in metrics and "flexenroll_sms_pending" in metrics
 
 
@@ -274,7 +275,7 @@ async def test_a_replayed_old_decision_is_recorded_skipped_and_never_texted(
     assert item["last_error"].startswith("stale_decision:") and "72 h" in item["last_error"]
     assert item["phone_masked"] == f"{old_number[:6]}****{old_number[-4:]}" and old_number not in page.text
     assert items[str(unknown_id)]["phone_masked"] is None
-    metrics = (await notify.http.get("/metrics")).text
+    metrics = exposition()
     assert 'flexenroll_sms_skipped_total{reason="stale_decision"}' in metrics
 
 

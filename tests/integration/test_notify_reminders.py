@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from contracts.envelope import Envelope
+from kernel.server import exposition
 from services.notify.domain import sms_id_for
 from tests.support.infra import topic
 from tests.support.notify import (
@@ -192,7 +193,7 @@ async def test_stale_reminders_and_failures_are_recorded_skipped_and_never_texte
     )
     for sms_id in (reminder_id, failure_id):
         assert await sink(notify.pool, sms_id) == [] and await own_events(notify.pool, sms_id) == 0
-    metrics = (await notify.http.get("/metrics")).text
+    metrics = exposition()
     assert 'flexenroll_sms_skipped_total{reason="stale_overdue_bill"}' in metrics
     assert 'flexenroll_sms_skipped_total{reason="stale_failed_collection"}' in metrics
 

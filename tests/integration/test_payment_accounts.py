@@ -17,7 +17,7 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal
 from kernel.clock import today_in_changzhou
 from kernel.personal import new_data_key, seal
 from kernel.problems import PROBLEM_MEDIA_TYPE
@@ -29,8 +29,7 @@ from services.payment.service import PaymentService
 from services.payment.settings import PaymentSettings
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema, topic
 from tests.support.kafka import end_offsets, eventually, publish, published_after
-
-SECRET = PaymentSettings().jwt_secret.get_secret_value()
+from tests.support.tokens import bearer
 
 
 @dataclass
@@ -41,8 +40,7 @@ class Payment:
     service: PaymentService
 
     def auth(self, role: str, user_id: UUID | None = None) -> dict[str, str]:
-        token = issue_token(Principal(user_id or uuid4(), role), SECRET, 600)  # type: ignore[arg-type]
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(Principal(user_id or uuid4(), role), 600)  # type: ignore[arg-type]
 
     async def events(self, event_type: str, **data: str) -> list[dict[str, Any]]:
         where = "".join(f" AND data->>'{k}' = '{v}'" for k, v in data.items())
@@ -209,7 +207,8 @@ async def test_bills_are_shown_to_the_person_and_operators_only(payment: Payment
     someone_else = payment.auth("applicant", other.person)
     problem(await payment.http.get(f"/v1/insured/{app.person}/bills", headers=someone_else), 403, "not_your_bills")
     reviewer = payment.auth("reviewer")
-    problem(await payment.http.get(f"/v1/insured/{app.person}/bills", headers=reviewer), 403, "not_your_bills")
+    # A reviewer's token does not name payment in its `aud` (kernel.auth.AUDIENCES): no token for payment at all.
+    problem(await payment.http.get(f"/v1/insured/{app.person}/bills", headers=reviewer), 401, "invalid_token")
     problem(await payment.http.get(f"/v1/insured/{app.person}/bills"), 401, "authentication_required")
     unknown = uuid4()
     problem(await payment.http.get(f"/v1/insured/{unknown}/bills", headers=payment.auth("operator")), 404,

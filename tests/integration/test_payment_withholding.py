@@ -19,14 +19,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from kernel.auth import Principal, Role, issue_token
+from kernel.auth import Principal, Role
 from kernel.clock import local_date
 from kernel.effects import Dispatcher, Policy
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
 from services.payment.bank import HttpBankGateway, LocalBankSink
 from services.payment.service import PaymentService
-from services.payment.settings import PaymentSettings
 from services.payment.withholding_service import COLLECTIONS
 from tests.support.identity import RunningIdentity
 from tests.support.payment import (
@@ -36,8 +35,8 @@ from tests.support.payment import (
     collection_result,
     payment_with_identity,
 )
+from tests.support.tokens import bearer
 
-SECRET = PaymentSettings().jwt_secret.get_secret_value()
 POLICY = Policy(poll_seconds=0.1, backoff_seconds=0.01, call_timeout_seconds=2, lease_seconds=6)
 
 
@@ -50,7 +49,7 @@ class Desk:
     schema: str
 
     def auth(self, role: Role = "applicant", user_id: UUID | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(Principal(user_id or uuid4(), role), SECRET, 600)}"}
+        return bearer(Principal(user_id or uuid4(), role), 600)
 
     async def post(self, path: str, notification: tuple[dict[str, str], bytes]) -> httpx.Response:
         headers, body = notification

@@ -21,14 +21,17 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events.base import Sealed, mask_phone
 from contracts.events.enrollment import EnrollmentSubmitted
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal
 from kernel.personal import PersonKeys, clear, seal
+from kernel.problems import Forbidden
 from kernel.runtime import ServiceRuntime
+from kernel.server import exposition
 from ops.kafka_ops import partitions_of
 from services.review.app import build
 from services.review.handlers import ReviewHandlers
+from services.review.separation import identity_same_person, refuse_own_case
 from services.review.settings import ReviewSettings
-from tests.support.identity import RunningIdentity, running_identity
+from tests.support.identity import Person, RunningIdentity, running_identity, unique_phone
 from tests.support.infra import (
     DATABASE_URL,
     KAFKA_ADMIN,
@@ -37,8 +40,8 @@ from tests.support.infra import (
     provision_schema,
     topic,
 )
-
-SECRET = ReviewSettings().jwt_secret.get_secret_value()
+from tests.support.people import id_number
+from tests.support.tokens import bearer, token
 
 
 @dataclass
@@ -51,8 +54,7 @@ class Review:
     handlers: ReviewHandlers
 
     def auth(self, role: str, user_id: UUID | None = None, agency: str | None = None) -> dict[str, str]:
-        token = issue_token(Principal(user_id or uuid4(), role, scope=agency), SECRET, 600)  # type: ignore[arg-type]
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(Principal(user_id or uuid4(), role, scope=agency), 600)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -68,7 +70,15 @@ async def review(schema: str) -> AsyncIterator[Review]:
     await provision_schema("review", schema)
     async with running_identity() as identity:
         keys = identity.keys("review")
-        app, runtime = build(settings, keys=keys)
+        asks_identity = identity_same_person("http://identity.test", transport=httpx.ASGITransport(app=identity.app))
+
+        async def same_person(token: str, applicant_id: UUID) -> bool | None:
+            # The own_case check asks the running identity. Tokens minted by tests/support/tokens.py
+            # name no staff account there (None: not linked); such a reviewer counts as someone
+            # else here. test_nobody_decides_their_own_case logs in as real staff.
+            return bool(await asks_identity(token, applicant_id))
+
+        app, runtime = build(settings, keys=keys, same_person=same_person)
         await runtime.start()
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://review") as http:
@@ -77,10 +87,10 @@ async def review(schema: str) -> AsyncIterator[Review]:
             await runtime.stop()
 
 
-async def submission(review: Review, **changes: Any) -> Envelope:
+async def submission(review: Review, person: Person | None = None, **changes: Any) -> Envelope:
     """EnrollmentSubmitted as enrollment publishes it (its schema example, with a fresh application)
     of a new applicant verified at identity (张三, born 1990-03-07), sealed with their real key."""
-    person = await review.identity.person(name="张三", birth=date(1990, 3, 7))
+    person = person or await review.identity.person(name="张三", birth=date(1990, 3, 7))
     key = await review.keys.key_of(person.user_id)
     assert key is not None
     fields = {"name": "张三", "birth_date": "1990-03-07", "phone": person.phone}
@@ -283,7 +293,7 @@ async def test_the_queue_puts_overdue_cases_first_and_counts_them(review: Review
     await eventually(gauges_show_it, "the overdue gauge counts the late cases", 10)
     assert expected_overdue >= 1
     assert REGISTRY.get_sample_value("flexenroll_review_cases_pending", {"agency": "320400"}) == expected_pending
-    metrics = (await review.http.get("/metrics")).text
+    metrics = exposition()
     assert f'flexenroll_review_cases_overdue{{agency="320481"}} {expected_overdue}' in metrics
 
 
@@ -303,9 +313,10 @@ async def test_refusals_are_problem_details(review: Review, producer: AIOKafkaPr
 
     await refused("GET", "/v1/cases", 401, "authentication_required")
     await refused("POST", decision, 401, "authentication_required", json={"decision": "approved"})
-    await refused("GET", "/v1/cases", 403, "wrong_role", headers=applicant)
-    await refused("GET", f"/v1/cases/{case_id}", 403, "wrong_role", headers=applicant)
-    await refused("POST", decision, 403, "wrong_role", json={"decision": "approved"}, headers=applicant)
+    # An applicant's token does not name review in its `aud` (kernel.auth.AUDIENCES): not a token for review at all.
+    await refused("GET", "/v1/cases", 401, "invalid_token", headers=applicant)
+    await refused("GET", f"/v1/cases/{case_id}", 401, "invalid_token", headers=applicant)
+    await refused("POST", decision, 401, "invalid_token", json={"decision": "approved"}, headers=applicant)
     await refused("POST", decision, 403, "wrong_role", json={"decision": "approved"}, headers=review.auth("operator"))
     await refused("GET", "/v1/cases?status=open", 422, "invalid_request", headers=reviewer)
     await refused("GET", "/v1/cases?agency=999999", 422, "unknown_agency", headers=reviewer)
@@ -525,3 +536,47 @@ async def test_an_erased_applicant_is_blanked_in_every_case_and_the_decisions_st
         await review.handlers.on_enrollment_submitted(conn, late)
     third = next(c for c in await cases_of(review, application_id) if c["attempt"] == 3)
     assert third["applicant"]["name"] == "（已删除）" and third["applicant"]["phone_masked"] is None
+
+
+async def test_nobody_decides_their_own_case(review: Review, producer: AIOKafkaProducer) -> None:
+    """A reviewer whose linked ID number is the applicant's (a second, applicant account of theirs)
+    is refused: 403 own_case, nothing published; another reviewer decides. A staff account linked
+    to no ID number decides nothing (identity's answer is asked with the reviewer's own token)."""
+    identity = review.identity
+    applicant = await identity.person(name="张三", birth=date(1990, 3, 7))
+    assert applicant.id_number is not None
+    envelope = await submission(review, person=applicant)
+    application_id = str(envelope.data["application_id"])
+    await send(producer, envelope)
+    (case,) = await eventually(lambda: cases_of(review, application_id), "the case appears in the queue")
+
+    async def staff_login(number: str) -> tuple[dict[str, str], str]:
+        phone = unique_phone()
+        await identity.service.add_staff(phone, "s3cret-pass", "reviewer", "张三", number, "test")
+        session = await identity.client.post("/v1/sessions", json={"phone": phone, "password": "s3cret-pass"})
+        assert session.status_code == 201, session.text
+        return {"Authorization": f"Bearer {session.json()['access_token']}"}, session.json()["user_id"]
+
+    same, _ = await staff_login(applicant.id_number)
+    url = f"/v1/cases/{case['case_id']}/decision"
+    refused = await review.http.post(url, json={"decision": "approved"}, headers=same)
+    assert refused.status_code == 403 and refused.json()["code"] == "own_case", refused.text
+    still = await cases_of(review, application_id)
+    assert still[0]["status"] == "pending" and still[0]["decision"] is None
+
+    other, other_id = await staff_login(id_number(date(1979, 9, 9), region="320411", seq=uuid4().int % 400))
+    decided = await review.http.post(url, json={"decision": "approved"}, headers=other)
+    assert decided.status_code == 201, decided.text
+    assert decided.json()["reviewer_id"] == other_id  # every decision records its reviewer
+
+    # Identity's answer itself: unlinked staff, applicants asking, the real staff.
+    asks = identity_same_person("http://identity.test", transport=httpx.ASGITransport(app=identity.app))
+    with pytest.raises(Forbidden) as unlinked:
+        await refuse_own_case(asks, token(Principal(uuid4(), "reviewer")), applicant.user_id)
+    assert unlinked.value.code == "staff_identity_not_linked"
+    with pytest.raises(Forbidden) as own:
+        await refuse_own_case(asks, same["Authorization"].removeprefix("Bearer "), applicant.user_id)
+    assert own.value.code == "own_case"
+    await refuse_own_case(asks, other["Authorization"].removeprefix("Bearer "), applicant.user_id)  # no refusal
+    as_applicant = await identity.client.get(f"/v1/staff/me/same-person/{applicant.user_id}", headers=applicant.auth)
+    assert as_applicant.status_code == 403 and as_applicant.json()["code"] == "wrong_role"

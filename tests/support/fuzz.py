@@ -29,10 +29,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from kernel.auth import Principal, Role, issue_token
+from kernel.auth import Principal, Role
 from kernel.problems import PROBLEM_MEDIA_TYPE
 from kernel.runtime import ServiceRuntime
 from tests.support.infra import drop_schemas
+from tests.support.tokens import bearer
 
 # Small and deterministic: a bounded run that finds the same things every time.
 MAX_EXAMPLES = 15
@@ -89,18 +90,15 @@ class Target:
         self.schema = schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
         self.schema.app = app
         self.ids: dict[Role, UUID] = {role: uuid4() for role in ROLES}
-        secret: str = app.state.jwt_secret
         self.headers: dict[Role, dict[str, str]] = {
-            role: {"Authorization": f"Bearer {issue_token(Principal(uid, role), secret, 3600)}"}
-            for role, uid in self.ids.items()
+            role: bearer(Principal(uid, role)) for role, uid in self.ids.items()
         }
         self._known: dict[str, Iterator[str]] = {}
 
     def act_as(self, role: Role, user_id: UUID) -> dict[str, str]:
         """From now on `role` is played by `user_id` (a person seeded in the service)."""
         self.ids[role] = user_id
-        token = issue_token(Principal(user_id, role), self.app.state.jwt_secret, 3600)
-        self.headers[role] = {"Authorization": f"Bearer {token}"}
+        self.headers[role] = bearer(Principal(user_id, role))
         return self.headers[role]
 
     def know(self, parameter: str, values: Sequence[str]) -> None:

@@ -17,13 +17,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts.envelope import Envelope
 from contracts.events.payment import BillOverdue, WithholdingCollectionFailed, WithholdingFailureReason
 from contracts.events.review import ReviewDecided, ReviewReason
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal
 from kernel.personal import PersonKeys
 from kernel.runtime import ServiceRuntime
 from ops.kafka_ops import partitions_of
 from services.notify.settings import NotifySettings
 from tests.support.identity import RunningIdentity
 from tests.support.infra import KAFKA_ADMIN
+from tests.support.tokens import bearer
 
 
 def decision(outcome: str, *reasons: str) -> ReviewDecided:
@@ -105,8 +106,7 @@ class Notify:
         return self.runtime.pool
 
     def token(self, role: str) -> dict[str, str]:
-        secret = self.settings.jwt_secret.get_secret_value()
-        return {"Authorization": f"Bearer {issue_token(Principal(uuid4(), role), secret, 600)}"}  # type: ignore[arg-type]
+        return bearer(Principal(uuid4(), role), 600)  # type: ignore[arg-type]
 
 
 # --- Kafka helpers --------------------------------------------------------------------------

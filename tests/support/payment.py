@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from contracts.envelope import Envelope
 from contracts.events.base import Event
 from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
-from kernel.auth import Principal, issue_token
+from kernel.auth import Principal
 from kernel.clock import SHANGHAI
 from kernel.personal import new_data_key, seal
 from kernel.runtime import ServiceRuntime
@@ -43,11 +43,11 @@ from services.payment.tariff import TariffBook
 from tests.support.identity import RunningIdentity, running_identity
 from tests.support.infra import DATABASE_URL, KAFKA_BOOTSTRAP, group_prefix, provision_schema
 from tests.support.processes import ROOT, ServiceProcess
+from tests.support.tokens import PRODUCTION_PUBLIC_KEYS, bearer
 
 APIV3_KEY = "k7Vq2mXz9LpR4tYw8NcB1dFgH3jS6uEa"
 COUNTER_SECRET = "a-test-secret-of-more-than-32-bytes-for-bank-counter"
 WITHHOLDING_SECRET = "a-test-secret-of-more-than-32-bytes-for-withholding"
-SECRET = PaymentSettings().jwt_secret.get_secret_value()
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ REAL: dict[str, Any] = {
     "environment": "production",
     "db_password": "a-real-db-password",
     "kafka_password": "a-real-kafka-password",
-    "jwt_secret": "a-real-jwt",
+    "token_public_keys": PRODUCTION_PUBLIC_KEYS,
     "payment_wechat_apiv3_key": "Zq8wE3rT6yU1iO4pA7sD0fG2hJ5kL9xC",
     "payment_unionpay_pos_secret": "a-real-unionpay-pos-secret-of-32-bytes",
     "payment_bank_counter_secret": "a-real-bank-counter-secret-of-32-bytes",
@@ -91,10 +91,10 @@ class Payment:
     service: PaymentService
 
     def operator(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(Principal(uuid4(), 'operator'), SECRET, 600)}"}
+        return bearer(Principal(uuid4(), "operator"), 600)
 
     def person(self, user_id: UUID) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(Principal(user_id, 'applicant'), SECRET, 600)}"}
+        return bearer(Principal(user_id, "applicant"), 600)
 
     async def count(self, sql: str, *args: Any) -> int:
         value = await self.runtime.pool.fetchval(sql.replace("{s}", f'"{self.schema}"'), *args)

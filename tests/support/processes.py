@@ -25,14 +25,25 @@ class ServiceProcess:
     env: dict[str, str]
     log_dir: Path
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)  # Prometheus' port (kernel.server)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
-        env = {**os.environ, **self.env, f"{self.name.upper()}_PORT": str(self.port), "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            **self.env,
+            f"{self.name.upper()}_PORT": str(self.port),
+            f"{self.name.upper()}_METRICS_PORT": str(self.metrics_port),
+            "PYTHONPATH": str(ROOT),
+        }
         with (self.log_dir / f"{self.name}.log").open("ab") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -40,7 +40,7 @@ def test_other_numbers_are_refused_as_invalid_phone(raw: str) -> None:
     assert refused.value.code == "invalid_phone"
 
 
-@pytest.mark.parametrize("password", ["short1", "onlyletters", "1234567890"])
+@pytest.mark.parametrize("password", ["short1", "aaaaaaa1", "1234567890", "Password123", "          "])
 def test_weak_passwords_are_refused(password: str) -> None:
     with pytest.raises(Refused) as refused:
         domain.check_password(password)

@@ -6,15 +6,30 @@ from pydantic import SecretStr, ValidationError
 
 from kernel.settings import local_secret
 from services.identity.settings import KEY_READERS, MATCH_READERS, IdentitySettings
+from tests.support.tokens import PRODUCTION_PUBLIC_KEYS, PRODUCTION_SIGNING_KEY_PEM
 
 REAL = {
     "db_password": "a-real-db-password",
     "kafka_password": "a-real-kafka-password",
-    "jwt_secret": "a-real-jwt",
+    "token_public_keys": PRODUCTION_PUBLIC_KEYS,
+    "identity_token_signing_key": PRODUCTION_SIGNING_KEY_PEM,
     "identity_id_number_hmac_key": "a-real-hmac-key",
     "identity_key_readers": {service: f"a-real-token-of-{service}" for service in KEY_READERS},
     "identity_match_readers": {"payment": "a-real-match-token-of-payment"},
+    "identity_notify_token": "a-real-token-for-notify",
+    "identity_verification_provider": "provider.of:PublicSecurity",  # never `local` in production
 }
+
+
+def test_production_refuses_the_shipped_token_for_one_time_codes() -> None:
+    given = {k: v for k, v in REAL.items() if k != "identity_notify_token"}
+    with pytest.raises(ValidationError, match="IDENTITY_NOTIFY_TOKEN is a shipped example secret"):
+        IdentitySettings(environment="production", **given)  # type: ignore[arg-type]
+
+
+def test_production_refuses_the_local_verification_provider() -> None:
+    with pytest.raises(ValidationError, match="IDENTITY_VERIFICATION_PROVIDER=local"):
+        IdentitySettings(environment="production", **{**REAL, "identity_verification_provider": "local"})  # type: ignore[arg-type]
 
 
 def test_development_ships_one_reader_token_per_reading_service() -> None:
@@ -68,3 +83,10 @@ def test_payment_refuses_its_shipped_match_token_in_production() -> None:
     given = {k: v for k, v in PAYMENT_REAL.items() if k != "payment_identity_match_token"}
     with pytest.raises(ValidationError, match="PAYMENT_IDENTITY_MATCH_TOKEN is a shipped example secret"):
         PaymentSettings(**given)
+
+
+def test_development_stand_ins_are_refused_outside_development() -> None:
+    """The local code sink (issue 9) texts no one: development only, like the local provider."""
+    with pytest.raises(ValidationError, match="IDENTITY_CODE_SENDER=local_sink"):
+        IdentitySettings(environment="production", **{**REAL, "identity_code_sender": "local_sink"})  # type: ignore[arg-type]
+    assert IdentitySettings(identity_code_sender="local_sink").identity_verification_provider == "local"

@@ -11,11 +11,20 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernel.auth import Principal, issue_token, read_token
+from kernel.auth import (
+    AUDIENCES,
+    SHIPPED_PUBLIC_KEYS_FILE,
+    Principal,
+    PublicKeys,
+    issue_token,
+    read_token,
+    verify_token,
+)
 from kernel.logging import configure_logging, mask_personal_data, mask_text
 from kernel.problems import Problem, Refused, Unauthorized
+from tests.support.tokens import DEV_KEY, foreign_key
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+KEYS = PublicKeys.load(str(SHIPPED_PUBLIC_KEYS_FILE))
 
 
 @pytest.mark.parametrize(
@@ -61,47 +70,84 @@ def test_problem_body_is_rfc9457_with_code_and_extensions() -> None:
 
 def test_tokens_round_trip_and_refuse_tampering_and_expiry() -> None:
     principal = Principal(uuid4(), "reviewer")
-    token = issue_token(principal, SECRET, 60)
-    assert read_token(token, SECRET) == principal
+    token = issue_token(principal, DEV_KEY, 60, version=3)
+    assert read_token(token, KEYS, "review") == principal
+    assert verify_token(token, KEYS, "review").version == 3
+    assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": DEV_KEY.kid, "typ": "JWT"}
     with pytest.raises(Unauthorized) as wrong:
-        read_token(token, "another-secret-of-at-least-32-bytes!")
+        read_token(token, PublicKeys({}).with_key(foreign_key().public), "review")  # not the key that signed
     assert wrong.value.code == "invalid_token"
-    old = issue_token(principal, SECRET, 60, now=datetime.now(UTC) - timedelta(hours=1))
+    old = issue_token(principal, DEV_KEY, 60, now=datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(Unauthorized) as expired:
-        read_token(old, SECRET)
+        read_token(old, KEYS, "review")
     assert expired.value.code == "token_expired"
+
+
+def _claims(**changes: object) -> dict[str, object]:
+    return {"sub": str(uuid4()), "role": "operator", "aud": list(AUDIENCES["operator"]), "ver": 0,
+            "iss": "flexenroll-identity", "exp": datetime.now(UTC) + timedelta(minutes=1), **changes}  # fmt: skip
+
+
+def test_forged_tokens_are_invalid() -> None:
+    """The old shared HS256 secret, another Ed25519 key (with the real kid, or its own), `alg: none`,
+    a kid-less token: all invalid_token, whatever their claims say."""
+    old_secret = "local-jwt-flexenroll-not-a-secret"
+    forger = foreign_key()
+    forged = [
+        jwt.encode(_claims(), old_secret, algorithm="HS256"),
+        jwt.encode(_claims(), old_secret, algorithm="HS256", headers={"kid": DEV_KEY.kid}),
+        jwt.encode(_claims(), forger.private, algorithm="EdDSA", headers={"kid": DEV_KEY.kid}),
+        jwt.encode(_claims(), forger.private, algorithm="EdDSA", headers={"kid": forger.kid}),
+        jwt.encode(_claims(), DEV_KEY.private, algorithm="EdDSA"),  # no kid: no key to check it with
+        jwt.encode(_claims(), "", algorithm="none", headers={"kid": DEV_KEY.kid}),
+    ]
+    for token in forged:
+        with pytest.raises(Unauthorized) as refused:
+            read_token(token, KEYS, "review")
+        assert refused.value.code == "invalid_token"
+    assert read_token(jwt.encode(_claims(), DEV_KEY.private, algorithm="EdDSA", headers={"kid": DEV_KEY.kid}),
+                      KEYS, "review").role == "operator"  # fmt: skip
+
+
+def test_a_token_names_the_services_its_role_may_use() -> None:
+    for role, audience in AUDIENCES.items():
+        token = issue_token(Principal(uuid4(), role), DEV_KEY, 60)
+        assert jwt.decode(token, options={"verify_signature": False})["aud"] == list(audience)
+        for service in ("identity", "enrollment", "review", "payment", "notify"):
+            if service in audience:
+                assert read_token(token, KEYS, service).role == role
+            else:
+                with pytest.raises(Unauthorized, match="invalid_token"):
+                    read_token(token, KEYS, service)
+    assert AUDIENCES["applicant"] == ("identity", "enrollment", "payment")
+    assert AUDIENCES["reviewer"] == ("identity", "enrollment", "review")
+    for missing in ("aud", "ver", "iss", "exp", "sub"):
+        claims = _claims()
+        del claims[missing]
+        with pytest.raises(Unauthorized):
+            read_token(jwt.encode(claims, DEV_KEY.private, algorithm="EdDSA", headers={"kid": DEV_KEY.kid}),
+                       KEYS, "review")  # fmt: skip
 
 
 def test_a_staff_token_carries_its_scope_and_tokens_without_one_stay_valid() -> None:
     bound = Principal(uuid4(), "reviewer", scope="320411")
-    token = issue_token(bound, SECRET, 60)
-    assert jwt.decode(token, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")["scope"] == "320411"
-    assert read_token(token, SECRET) == bound
+    token = issue_token(bound, DEV_KEY, 60)
+    assert jwt.decode(token, options={"verify_signature": False})["scope"] == "320411"
+    assert read_token(token, KEYS, "review") == bound
     for role in ("applicant", "reviewer", "operator"):
-        plain = issue_token(Principal(uuid4(), role), SECRET, 60)
-        assert "scope" not in jwt.decode(plain, SECRET, algorithms=["HS256"], issuer="flexenroll-identity")
-        assert read_token(plain, SECRET).scope is None
-    # A token with no `scope` key at all reads as an unlimited principal.
-    legacy = jwt.encode(
-        {
-            "sub": str(bound.user_id),
-            "role": "reviewer",
-            "iss": "flexenroll-identity",
-            "exp": datetime.now(UTC) + timedelta(minutes=1),
-        },
-        SECRET,
-        algorithm="HS256",
-    )
-    assert read_token(legacy, SECRET) == Principal(bound.user_id, "reviewer")
+        plain = issue_token(Principal(uuid4(), role), DEV_KEY, 60)
+        assert "scope" not in jwt.decode(plain, options={"verify_signature": False})
+        assert read_token(plain, KEYS, "identity").scope is None
 
 
 @pytest.mark.parametrize(("role", "scope"), [("applicant", "320411"), ("reviewer", ""), ("operator", "a b"),
                                              ("reviewer", 320411), ("reviewer", "x" * 65)])  # fmt: skip
 def test_a_scope_on_an_applicant_or_a_malformed_one_is_an_invalid_token(role: str, scope: object) -> None:
-    claims = {"sub": str(uuid4()), "role": role, "scope": scope, "iss": "flexenroll-identity",
-              "exp": datetime.now(UTC) + timedelta(minutes=1)}  # fmt: skip
+    claims = _claims(role=role, scope=scope, aud=["identity"])
     with pytest.raises(Unauthorized) as refused:
-        read_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+        read_token(
+            jwt.encode(claims, DEV_KEY.private, algorithm="EdDSA", headers={"kid": DEV_KEY.kid}), KEYS, "identity"
+        )
     assert refused.value.code == "invalid_token"
     if isinstance(scope, str):
         with pytest.raises(ValueError):

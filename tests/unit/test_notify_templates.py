@@ -52,7 +52,9 @@ def test_a_templates_file_overrides_texts_and_aliyun_codes(tmp_path: Path) -> No
         '[review_rejected]\ntext = "不通过：${reasons}"\n'
         '[payment_receipt]\ntext = "已缴${period}${amount}元（${channel}）"\n'
         '[bill_overdue]\ntext = "逾期${period}${amount}元${due}"\n'
-        '[withholding_failed]\ntext = "代扣失败${period}${amount}元${bank}${reason}"\n',
+        '[withholding_failed]\ntext = "代扣失败${period}${amount}元${bank}${reason}"\n'
+        '[one_time_code]\ntext = "验证码${code}，${minutes}分钟，${purpose}"\n'
+        '[phone_registered]\ntext = "已注册"\n',
         encoding="utf-8",
     )
     templates = load_templates(path, "测试", {"review_rejected": "SMS_2"})
@@ -82,3 +84,42 @@ def test_a_broken_templates_file_is_refused(tmp_path: Path, content: str) -> Non
 def test_rendering_without_a_needed_parameter_is_an_error() -> None:
     with pytest.raises(TemplateError):
         load_templates(None, "常州人社").render("review_rejected", {})
+
+
+@pytest.mark.parametrize(
+    ("reason", "kept"),
+    [
+        ("请访问 http://evil.example/x?a=1 补充材料。", "请访问 补充材料"),
+        ("详见www.evil.com/a后补充", "详见后补充"),
+        ("登录evil。com领取补贴", "登录领取补贴"),  # an ideographic full stop as the dot
+        ("请点ｅｖｉｌ．ｃｏｍ／ｐａｙ", "请点"),  # full-width letters
+        ("联系10.0.0.1:8080/pay", "联系"),
+        ("短链t.cn/A6xyz请点击", "短链请点击"),
+        ("javascript:alert(1)", ""),
+        ("身份证照片模糊，请重新上传。", "身份证照片模糊，请重新上传"),
+        ("户口簿本人页缺失\u200b\u202e", "户口簿本人页缺失"),  # invisible and direction characters
+    ],
+)
+def test_reasons_are_stripped_of_links(reason: str, kept: str) -> None:
+    assert join_reasons([reason]) == kept
+
+
+def test_reasons_are_bounded_each_and_together() -> None:
+    one = join_reasons(["材料" * 100])
+    assert len(one) == 60 and one.endswith("…") and one.startswith("材料材料")
+    many = join_reasons(["照片模糊" * 20] * 6)
+    assert len(many) == 200 and many.endswith("…")
+
+
+def test_a_rejection_sms_carries_no_link(tmp_path: Path) -> None:
+    from uuid import uuid4
+
+    from services.notify.domain import intent_for_decision
+    from tests.support.notify import decision
+
+    templates = load_templates(None, "常州人社")
+    intent = intent_for_decision(
+        uuid4(), decision("rejected", "材料不全，详见 https://evil.example/pay", "x" * 300), templates
+    )
+    assert "evil" not in intent.text and "http" not in intent.text and "材料不全" in intent.text
+    assert len(intent.params["reasons"]) <= 200
