@@ -248,6 +248,8 @@ class IdentityService(ServiceLayer):
             if account is None:
                 raise NotFound(*_USER_NOT_FOUND)
             removed = await projections.erase_person(conn, user_id)
+            # Tokens issued before are refused everywhere from the next revocation refresh on.
+            await projections.revoke_tokens(conn, user_id, disabled=True)
             event = domain.erase(account, datetime.now(UTC))
             if event is not None:
                 await self.store.append(conn, stream, account.version, [event], correlation_id=correlation_id)

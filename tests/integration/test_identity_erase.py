@@ -79,8 +79,11 @@ async def test_erasure_deletes_key_login_and_binding_and_publishes_person_erased
     # the login, the account view
     login = await identity.client.post("/v1/sessions", json={"phone": person.phone, "password": PASSWORD})
     assert login.status_code == 401 and login.json()["code"] == "invalid_credentials"
+    # the person's tokens: refused here at once, and everywhere else from the revocation list on
     view = await identity.client.get(f"/v1/users/{person.user_id}", headers=person.auth)
-    assert view.status_code == 404 and view.json()["code"] == "user_not_found"
+    assert view.status_code == 401 and view.json()["code"] in ("account_disabled", "token_revoked"), view.text
+    listed = (await identity.client.get("/v1/token-revocations")).json()
+    assert {"user_id": str(person.user_id), "min_version": 1, "disabled": True} in listed["revocations"], listed
 
     # the fact, on the topic, in the stream after the rest
     assert [e.user_id for e in await erased_on_topic(person.user_id)] == [person.user_id]
@@ -122,9 +125,9 @@ async def test_an_erased_person_cannot_be_verified_any_more(identity: RunningIde
     answer = await identity.client.post(
         f"/v1/users/{person.user_id}/verification",
         json={"name": "张三", "id_number": "320402199003071234"},
-        headers=person.auth,  # a token issued before the erasure
+        headers=person.auth,  # a token issued before the erasure: revoked with the account
     )
-    assert answer.status_code == 404 and answer.json()["code"] == "user_not_found"
+    assert answer.status_code == 401 and answer.json()["code"] in ("account_disabled", "token_revoked"), answer.text
 
 
 # --- flexctl person erase ---------------------------------------------------------------------
