@@ -64,10 +64,10 @@ down:
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
-# Needs the infra (make infra-up); the status checks make a missing one fail with a clear message.
-test:
-	@$(LOCAL)/postgres.sh status >/dev/null && $(LOCAL)/kafka.sh status >/dev/null || \
-	  { echo "test: PostgreSQL or Kafka is not running; start them with 'make infra-up'" >&2; exit 1; }
+# On a fresh clone too: installs what is missing and starts PostgreSQL and Kafka when they are not
+# running (left running after, like `make infra-up`; `make down` stops them); what it found running
+# it uses and leaves alone.
+test: install infra-up
 	@$(MAKE) --no-print-directory lint
 	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(VENV)/bin/pytest -q
 

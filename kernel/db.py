@@ -223,3 +223,29 @@ async def drop_schema(admin_url: str, schema: str) -> None:
 # What a caller holds inside `async with pool.acquire() as conn`: either kind works everywhere.
 Connection = asyncpg.Connection | PoolConnectionProxy
 Executor = Connection | asyncpg.Pool
+
+
+# What a request meets while PostgreSQL is away (stopped, restarting, refusing connections): not a
+# fault of ours or of the request, so it is answered 503 with Retry-After (kernel.web), never 500.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,  # cannot connect now, connection lost, rejected, …
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,  # refused, reset: the socket under asyncpg
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached right now."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
+            return True  # a connection or pool closed under us by a restart
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -2,6 +2,7 @@
 request bodies (kernel.asgi), health. Prometheus metrics are served on their own port
 (kernel.server), never on the API's."""
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, cast
 from uuid import uuid4
@@ -23,6 +24,7 @@ from kernel.asgi import (
     SecurityHeadersMiddleware,
     add_security_headers,
 )
+from kernel.db import database_unavailable
 from kernel.logging import get_logger
 from kernel.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails
 
@@ -90,9 +92,14 @@ PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
-    return JSONResponse(
+    """The problem as problem+json; a `retry_after` extension (seconds) is also the Retry-After header."""
+    answer = JSONResponse(
         problem.body(instance=request.url.path), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE
     )
+    retry_after = problem.extensions.get("retry_after")
+    if isinstance(retry_after, int) and retry_after > 0:
+        answer.headers["Retry-After"] = str(retry_after)
+    return answer
 
 
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -104,6 +111,27 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         }
         for e in errors[:MAX_FIELD_ERRORS]
     ]
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+class _Quiet:
+    """True at most once per `seconds`: one warning for an outage, not one per request."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = -seconds
+
+    def first_in_a_while(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
+_OUTAGE = _Quiet(60.0)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -131,9 +159,18 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
+        if database_unavailable(exc):
+            # Not a bug: PostgreSQL is away. One warning per outage, not a traceback per request.
+            if _OUTAGE.first_in_a_while():
+                log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+            problem = Problem("service_unavailable", "系统暂时无法处理您的请求，请稍后再试。", 503)
+        else:
+            log.exception("unhandled_error", path=request.url.path)
+            problem = Problem("internal_error", "系统繁忙，请稍后再试。", 500)
         # Answered outside the middlewares (Starlette's ServerErrorMiddleware): the same headers here.
-        answer = problem_response(Problem("internal_error", "系统繁忙，请稍后再试。", 500), request)
+        answer = problem_response(problem, request)
+        if problem.status == 503:
+            answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         add_security_headers(MutableHeaders(raw=answer.raw_headers))
         answer.headers[CORRELATION_HEADER] = correlation_id(request)
         return answer

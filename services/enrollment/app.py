@@ -16,6 +16,7 @@ from services.enrollment.routes import _MULTIPART_SLACK, router
 from services.enrollment.rules import AgePolicy
 from services.enrollment.service import EnrollmentConfig, EnrollmentService
 from services.enrollment.settings import EnrollmentSettings
+from services.enrollment.verification_check import VerificationCheck
 
 
 def config_from(settings: EnrollmentSettings) -> EnrollmentConfig:
@@ -30,10 +31,15 @@ def config_from(settings: EnrollmentSettings) -> EnrollmentConfig:
 
 
 def build(
-    settings: EnrollmentSettings | None = None, blobs: BlobStore | None = None, keys: PersonKeys | None = None
+    settings: EnrollmentSettings | None = None,
+    blobs: BlobStore | None = None,
+    keys: PersonKeys | None = None,
+    verification_check: VerificationCheck | None = None,
 ) -> tuple[FastAPI, ServiceRuntime]:
     """`keys`: how personal data is sealed and opened (default: identity at IDENTITY_URL with
-    PERSONAL_DATA_TOKEN)."""
+    PERSONAL_DATA_TOKEN); `verification_check`: how identity is asked whether a caller not yet known
+    here as verified is (default: identity at IDENTITY_URL, with the caller's token). A given client
+    belongs to the caller."""
     settings = settings or EnrollmentSettings()
     config = config_from(settings)
     runtime = ServiceRuntime(settings, migrations=migrations_from("services.enrollment"))
@@ -55,6 +61,13 @@ def build(
     )
     app.state.enrollment_config = config
     app.state.enrollment = service
+    app.state.verification_check = verification_check or VerificationCheck(settings.identity_url)
+    if verification_check is None:
+
+        @runtime.on_stopped
+        async def close_check() -> None:
+            await app.state.verification_check.aclose()
+            app.state.verification_check = VerificationCheck(settings.identity_url)
 
     app.include_router(router)
     # A document upload is a multipart body up to the document's size (issue 9, "Bounded requests").

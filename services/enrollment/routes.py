@@ -21,6 +21,7 @@ from services.enrollment.reference import Notice
 from services.enrollment.rules import DOCUMENT_KINDS, Choices
 from services.enrollment.service import EnrollmentService
 from services.enrollment.status import StatusView
+from services.enrollment.verification_check import VerificationCheck, pending
 
 PREFIX = "/v1"
 router = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
@@ -104,10 +105,24 @@ async def get_agency_notice(request: Request) -> NoticeView:
     return _notice_view(request.app.state.enrollment_config.agency_notice)
 
 
-@router.post("/applications", status_code=201, summary="Open an application: accept the notice, choose tiers")
+@router.post(
+    "/applications",
+    status_code=201,
+    summary="Open an application: accept the notice, choose tiers",
+    responses=problem_responses(503),
+    description="503 verification_pending (with Retry-After): verified at identity, not yet known here.",
+)
 async def open_application(body: NewApplication, svc: Service, principal: Applicant, request: Request) -> Created:
     choices = Choices(**body.model_dump(exclude={"notice_version"}))
-    application_id = await svc.open(principal, body.notice_version, choices, correlation_id(request))
+    try:
+        application_id = await svc.open(principal, body.notice_version, choices, correlation_id(request))
+    except Refused as refused:
+        # Verified at identity, not yet heard of here (the broker slow or away): say so, retryably.
+        check: VerificationCheck = request.app.state.verification_check
+        authorization = request.headers.get("Authorization")
+        if refused.code == "not_verified" and await check.verified_at_identity(principal.user_id, authorization):
+            raise pending() from refused
+        raise
     return Created(application_id=application_id)
 
 

@@ -88,7 +88,8 @@ class Person:
 
         def created() -> str | None:  # enrollment learns of the verification through Kafka
             answer = self.enrollment.post("/v1/applications", json=body, headers=self.auth)
-            if answer.status_code == 422 and answer.json()["code"] == "not_verified":
+            if answer.status_code == 503 and answer.json()["code"] == "verification_pending":
+                assert answer.headers["retry-after"], answer.headers  # verified, not yet known: retry
                 return None
             assert answer.status_code == 201, answer.text
             return str(answer.json()["application_id"])
