@@ -14,6 +14,7 @@ disabling) and every service refuses older tokens (kernel.revocation).
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -264,3 +265,16 @@ def _presented_token(credentials: Annotated[HTTPAuthorizationCredentials | None,
 # The bearer token as presented, for a service that asks identity on the caller's behalf (review's
 # own_case check); use it together with CurrentPrincipal, which verifies it.
 PresentedToken = Annotated[str, Depends(_presented_token)]
+
+
+def service_caller(credentials: HTTPAuthorizationCredentials | None, tokens: Mapping[str, bytes], right: str) -> str:
+    """Which service calls with one of `tokens` (service name -> its token), for a service-to-service
+    right (`right`: what it may do, in Chinese, for the refusal). Every token is compared in
+    constant time, so that timing tells neither which service nor how much of a token matched."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("authentication_required", f"请提供{right}的服务令牌。")
+    given = credentials.credentials.encode()
+    matched = [name for name, token in tokens.items() if hmac.compare_digest(given, token)]
+    if not matched:
+        raise Unauthorized("invalid_token", f"服务令牌无效，无权{right}。")
+    return matched[0]

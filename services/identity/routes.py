@@ -1,7 +1,6 @@
 """identity's HTTP routes: thin, they validate shapes and call the service layer."""
 
 import base64
-import hmac
 from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from kernel.auth import CurrentPrincipal, Principal, issue_token
+from kernel.auth import CurrentPrincipal, Principal, issue_token, service_caller
 from kernel.logging import get_logger
 from kernel.problems import Forbidden, NotFound, Refused, Unauthorized
 from kernel.throttle import client_address
@@ -173,14 +172,7 @@ def key_reader(request: Request, credentials: Annotated[HTTPAuthorizationCredent
     """Which reading service asks (docs/personal-data.md, "Who gets the key"): its token must be
     one of IDENTITY_KEY_READERS. Every token is compared, in constant time, so that timing tells
     neither which reader nor how much of a token matched."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication_required", "请提供读取个人数据密钥的服务令牌。")
-    given = credentials.credentials.encode()
-    readers: dict[str, bytes] = request.app.state.key_readers
-    matched = [name for name, token in readers.items() if hmac.compare_digest(given, token)]
-    if not matched:
-        raise Unauthorized("invalid_token", "服务令牌无效，无权读取个人数据密钥。")
-    return matched[0]
+    return service_caller(credentials, request.app.state.key_readers, "读取个人数据密钥")
 
 
 @router.get(
@@ -211,14 +203,7 @@ def match_reader(
 ) -> str:
     """Which service asks the match question: its token must be one of IDENTITY_MATCH_READERS
     (payment only), compared in constant time like the key readers' tokens."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication_required", "请提供核对人员身份的服务令牌。")
-    given = credentials.credentials.encode()
-    readers: dict[str, bytes] = request.app.state.match_readers
-    matched = [name for name, token in readers.items() if hmac.compare_digest(given, token)]
-    if not matched:
-        raise Unauthorized("invalid_token", "服务令牌无效，无权核对人员身份。")
-    return matched[0]
+    return service_caller(credentials, request.app.state.match_readers, "核对人员身份")
 
 
 @router.post(

@@ -9,7 +9,6 @@ with the phone masked and never the code; only the local sink gateway, the devel
 for the phone, keeps the text it "delivered".
 """
 
-import hmac
 from typing import Annotated, Literal
 from uuid import uuid4
 
@@ -19,8 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from contracts.events.base import mask_phone
+from kernel.auth import service_caller
 from kernel.logging import get_logger
-from kernel.problems import Problem, Unauthorized
+from kernel.problems import Problem
 from kernel.web import PROBLEM_RESPONSES, StrictBody
 from services.notify.gateway import SmsGateway, load_gateway
 from services.notify.settings import NotifySettings
@@ -52,14 +52,7 @@ class CodeMessageSent(BaseModel):
 
 def code_sender(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """Which service asks: its token must be one of NOTIFY_CODE_SENDERS (constant-time compare)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication_required", "请提供发送验证码短信的服务令牌。")
-    given = credentials.credentials.encode()
-    senders: dict[str, bytes] = request.app.state.code_senders
-    matched = [name for name, token in senders.items() if hmac.compare_digest(given, token)]
-    if not matched:
-        raise Unauthorized("invalid_token", "服务令牌无效，无权发送验证码短信。")
-    return matched[0]
+    return service_caller(credentials, request.app.state.code_senders, "发送验证码短信")
 
 
 def _gateway(request: Request) -> SmsGateway:
