@@ -3,6 +3,7 @@
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -77,10 +78,43 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True, stre
             ],
         )
     )
+    # A broker outage makes aiokafka repeat "Unable connect to node …" thousands of times a minute:
+    # one line per kind of message per REPEAT_WINDOW_SECONDS, with how many were left out.
+    handler.addFilter(RepeatFilter(REPEAT_WINDOW_SECONDS, prefixes=("aiokafka",)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").setLevel(level.upper())
+
+
+REPEAT_WINDOW_SECONDS = 30.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first record of a kind (logger, level, message template) through per `window`
+    seconds and drops its repeats; the next one let through says how many were dropped
+    (`repeats_dropped`). Only for loggers under `prefixes`: our own lines are never dropped."""
+
+    def __init__(self, window: float, prefixes: tuple[str, ...], clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.window, self.prefixes, self.clock = window, prefixes, clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        first, dropped = self._seen.get(kind, (None, 0))
+        if first is not None and now - first < self.window:
+            self._seen[kind] = (first, dropped + 1)
+            return False
+        if len(self._seen) > 1000:  # kinds come from a few templates; never grow without bound
+            self._seen.clear()
+        self._seen[kind] = (now, 0)
+        if dropped:
+            record.msg = f"{record.msg} (and {dropped} more like it in the last {self.window:g} s)"
+        return True
 
 
 def get_logger(name: str | None = None) -> Any:
