@@ -28,14 +28,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request
 
 from kernel.clock import utc_now
 from kernel.db import Connection, Executor
 from kernel.logging import get_logger, mask_text
 from kernel.problems import Problem
-from kernel.web import problem_response
 
 log = get_logger(__name__)
 
@@ -79,16 +77,6 @@ class TooManyAttempts(Problem):
             retry_after=wait,
         )
         self.retry_after = wait
-
-
-def install_throttle_handler(app: FastAPI) -> None:
-    """Answer TooManyAttempts as problem+json with the `Retry-After` header (RFC 9110 §10.2.3)."""
-
-    @app.exception_handler(TooManyAttempts)
-    async def _too_many(request: Request, exc: TooManyAttempts) -> JSONResponse:
-        response = problem_response(exc, request)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
 
 
 def client_address(request: Request) -> str:

@@ -8,7 +8,6 @@ from fastapi import FastAPI
 
 from kernel.db import migrations_from
 from kernel.runtime import ServiceRuntime
-from kernel.throttle import install_throttle_handler
 from services.identity.phone_codes import PhoneCodes, make_sender
 from services.identity.phone_codes import router as phone_codes_router
 from services.identity.routes import router, well_known
@@ -61,7 +60,6 @@ def build(settings: IdentitySettings | None = None) -> tuple[FastAPI, ServiceRun
 def wire_phone_codes_and_throttles(app: FastAPI, runtime: ServiceRuntime, settings: IdentitySettings) -> None:
     """The throttles (services/identity/throttling.py) and the one-time codes (phone_codes.py),
     on the runtime's pool once it exists; 429 answers carry Retry-After."""
-    install_throttle_handler(app)
     root = settings.identity_id_number_hmac_key.get_secret_value().encode()
     throttle_key = hmac.new(root, b"identity-throttle", hashlib.sha256).digest()
     code_key = hmac.new(root, b"identity-phone-codes", hashlib.sha256).digest()

@@ -7,6 +7,7 @@ bills recorded overdue. Each step is one unit of work: events appended, read mod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -47,10 +48,6 @@ class WithholdReport:
     left_alone: int
 
 
-def _in(take: Callable[[UnitOfWork], Awaitable[Result]], uow: UnitOfWork) -> Callable[[], Awaitable[Result]]:
-    return lambda: take(uow)
-
-
 class WithholdingOperations(ServiceLayer):
     """The base of PaymentService, which provides where its units of work come from and how the
     read models are written (service.py)."""
@@ -85,7 +82,7 @@ class WithholdingOperations(ServiceLayer):
         for _ in range(_ATTEMPTS):
             try:
                 async with self.units() as uow:
-                    receipt = await uow.inbox.receive("bank_withholding_agreement", key, _in(take, uow))
+                    receipt = await uow.inbox.receive("bank_withholding_agreement", key, partial(take, uow))
                 if not receipt.repeat:
                     log.info("withholding_agreement", outcome=receipt.result["outcome"], agreement_id=str(agreement_id))
                 return receipt.result, receipt.repeat

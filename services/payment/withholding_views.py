@@ -6,6 +6,7 @@ Idempotent: an agreement and a request are inserted once (their ids follow from 
 identify); a result or an overdue time is set once.
 """
 
+from datetime import date
 from uuid import UUID
 
 import asyncpg
@@ -105,7 +106,7 @@ async def bills_to_collect(db: Executor, after: UUID | None, limit: int) -> list
     return [(row["bill_id"], row["agreement_id"]) for row in rows]
 
 
-async def bills_past_due(db: Executor, today: object, after: UUID | None, limit: int) -> list[UUID]:
+async def bills_past_due(db: Executor, today: date, after: UUID | None, limit: int) -> list[UUID]:
     """Unpaid bills whose due day is before `today` and not yet recorded overdue."""
     rows = await db.fetch(
         "SELECT bill_id FROM bills WHERE paid_at IS NULL AND overdue_at IS NULL AND due_on < $1 "
