@@ -1,27 +1,30 @@
 # Local development without Docker (deploy/local/README.md). `make up` = install + infra + services.
-# All runtime state (database cluster, broker storage, logs, pid files) lives in .run/.
+# All runtime state (database cluster, broker storage, logs, pid files) lives in the stack's run
+# directory: .run/ for the default stack, deploy/local/stack.env.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
 # Services that `make up` starts; extend as they appear, e.g. make up SERVICES="identity enrollment".
 SERVICES ?= identity enrollment review payment notify
-PGPORT ?= 55432
-KAFKA_PORT ?= 19092
-# What the services and tests connect to: the environment wins, else the local servers. The
+# The stack's ports and run directory (deploy/local/README.md, "Stacks"): make up STACK=path/x.env,
+# else $FLEXENROLL_STACK, else deploy/local/stack.env. Every script reads the file it names.
+STACK ?= $(or $(FLEXENROLL_STACK),deploy/local/stack.env)
+export FLEXENROLL_STACK := $(abspath $(STACK))
+# What the services and tests connect to: the environment (or make's command line, e.g. PGPORT=…)
+# wins, else the stack's servers. Expanded in the recipe's shell, which sees those overrides. The
 # database's address only: each service logs in as its own role (deploy/local/README.md).
-PG_URL := $(or $(DATABASE_URL),postgresql://127.0.0.1:$(PGPORT)/flexenroll)
-BOOTSTRAP := $(or $(KAFKA_BOOTSTRAP),127.0.0.1:$(KAFKA_PORT))
-export PGPORT KAFKA_PORT
+PG_URL = $$(deploy/local/stack.sh get DATABASE_URL)
+BOOTSTRAP = $$(deploy/local/stack.sh get KAFKA_BOOTSTRAP)
 
 VENV := .venv
 PY := $(VENV)/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install infra-up up down lint test bench schemas
+.PHONY: help install infra-up up down lint test bench load chaos schemas
 
 help:
-	@echo "make install | infra-up | up [SERVICES=\"identity enrollment ...\"] | down | lint | test | bench | schemas"
+	@echo "make install | infra-up | up [SERVICES=\"identity enrollment ...\"] | down | lint | test | bench | load | chaos | schemas"
 
 # The stamp makes `install` cheap when pyproject.toml has not changed since the last pip run.
 $(VENV)/.installed: pyproject.toml
@@ -53,7 +56,7 @@ up: install infra-up
 	  metrics="$$($(LOCAL)/services.sh metrics-port "$$s")"; \
 	  printf '%-12s %s\n' "$$s" "http://127.0.0.1:$$port  (OpenAPI: /openapi.json; metrics: http://127.0.0.1:$$metrics/metrics)"; \
 	done
-	@printf '%-12s %s\n' Logs "$(CURDIR)/.run/ (services/*.log, kafka/broker.log, postgres/postgres.log)"
+	@printf '%-12s %s\n' Logs "$$($(LOCAL)/stack.sh get FLEXENROLL_RUN_DIR)/ (services/*.log, kafka/broker.log, postgres/postgres.log)"
 
 # Stops exactly what up started, by pid files (and the private cluster's data dir).
 down:
@@ -70,6 +73,18 @@ lint:
 test: install infra-up
 	@$(MAKE) --no-print-directory lint
 	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(VENV)/bin/pytest -q
+
+# Journeys through `make up`'s stack at a fixed offered rate and their CPU per process
+# (docs/benchmarks.md); e.g. make load LOAD_ARGS="--rate 3 --count 90". Figures also in <run dir>/load.json.
+load: up
+	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(PY) -m tests.load --accounts-ahead --accounts-rate 3 \
+	  --count 60 --rate 2 --json "$$($(LOCAL)/stack.sh get FLEXENROLL_RUN_DIR)/load.json" $(LOAD_ARGS)
+
+# Journeys through a stack of its own (free ports, under /tmp) while its services are killed with
+# SIGKILL and its broker and PostgreSQL restarted; then the counts that must hold (tests/chaos).
+# The default stack is not touched. A short version runs in `make test` (tests/e2e/test_chaos.py).
+chaos: install
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 bench:
 	DATABASE_URL=$(PG_URL) KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(PY) -m tests.bench

@@ -7,21 +7,32 @@ Guarantees (README: "Delivery guarantees"):
 - nothing is skipped: the relay takes whatever outbox rows are visible, not "positions after
   the last one", so a transaction that took a lower position and committed later is found;
 - order per stream: one relay at a time per service (advisory lock) publishes in position
-  order, and a stream's versions are appended in position order.
+  order, and a stream's versions are appended in position order. Any other publisher (an
+  operator's `flexctl republish --drain`) also sends in position order and deletes only what the
+  broker acknowledged, so the first copy of each event still comes in order.
+
+No transaction stays open while the broker is waited for (issue 10: one stayed `idle in
+transaction` for a whole broker outage, holding locks and blocking vacuum): a batch is read,
+published within `publish_timeout_seconds`, then deleted, each statement on its own. A publish
+that times out leaves its rows for a later attempt (at least once: consumers ignore what they
+have); the relay backs off and logs one warning per outage, not one per attempt.
 """
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from contracts.envelope import Envelope
 from kernel.eventstore import EventStore
 from kernel.kafka import KafkaAccess
 from kernel.logging import get_logger
 from kernel.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, RELAY_BATCH_SECONDS
+from kernel.startup import Backoff
 
 log = get_logger(__name__)
 
@@ -31,8 +42,9 @@ SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.event_type, e.sc
 FROM outbox o JOIN events e USING (position)
 ORDER BY o.position
 LIMIT $1
-FOR UPDATE OF o
 """
+# What says "the broker is away" while publishing: wait and try the same rows again.
+PUBLISH_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, KafkaError)
 
 
 def new_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:
@@ -68,6 +80,25 @@ async def requeue_all(pool: asyncpg.Pool) -> int:
     )
 
 
+class Outage:
+    """One warning when publishing starts failing and one line when it works again, whatever the
+    number of attempts in between."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("relay_publish_failing", topic=self.topic, error=repr(exc)[:300])
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.info("relay_publish_resumed", topic=self.topic, after_seconds=round(time.monotonic() - self.since, 1))
+            self.since = None
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -78,6 +109,8 @@ class OutboxRelay:
         *,
         batch_max: int = 500,
         idle_poll_seconds: float = 1.0,
+        publish_timeout_seconds: float = 10.0,
+        retry_max_seconds: float = 10.0,
     ) -> None:
         self.pool = pool
         self.store = store
@@ -85,20 +118,24 @@ class OutboxRelay:
         self.topic = topic
         self.batch_max = batch_max
         self.idle_poll_seconds = idle_poll_seconds
+        self.publish_timeout_seconds = publish_timeout_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.outage = Outage(topic)
         self._wakeup = asyncio.Event()
 
     async def publish_batch(self) -> int:
-        """Publish one batch; returns how many events went out (0: outbox empty)."""
+        """Publish one batch; returns how many events went out (0: outbox empty). Raises
+        TimeoutError when the broker did not acknowledge within `publish_timeout_seconds`: the
+        rows stay in the outbox."""
         with RELAY_BATCH_SECONDS.labels(self.store.producer).time():
-            async with self.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(_PENDING, self.batch_max)
-                if not rows:
-                    return 0
-                envelopes = [self.store.envelope_from_row(r) for r in rows]
-                await publish(self.producer, self.topic, envelopes)
-                await conn.execute(
-                    "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [r["position"] for r in rows]
-                )
+            rows = await self.pool.fetch(_PENDING, self.batch_max)
+            if not rows:
+                return 0
+            envelopes = [self.store.envelope_from_row(r) for r in rows]
+            await asyncio.wait_for(publish(self.producer, self.topic, envelopes), self.publish_timeout_seconds)
+            await self.pool.execute(
+                "DELETE FROM outbox WHERE position = ANY($1::bigint[])", [r["position"] for r in rows]
+            )
         EVENTS_PUBLISHED.labels(self.store.producer).inc(len(rows))
         return len(rows)
 
@@ -120,7 +157,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database away: wait and take over again
-                log.warning("relay_interrupted", error=repr(exc))
+                self.outage.failed(exc)
                 await asyncio.sleep(2.0)
 
     async def _lead(self) -> None:
@@ -138,9 +175,17 @@ class OutboxRelay:
                     await leader.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
 
     async def _loop(self) -> None:
+        backoff = Backoff(self.idle_poll_seconds, self.retry_max_seconds)
         while True:
             self._wakeup.clear()
-            sent = await self.publish_batch()
+            try:
+                sent = await self.publish_batch()
+            except PUBLISH_FAILURES as exc:  # the broker away: the rows wait, we back off
+                self.outage.failed(exc)
+                await asyncio.sleep(backoff.take())
+                continue
+            self.outage.recovered()
+            backoff = Backoff(self.idle_poll_seconds, self.retry_max_seconds)
             if sent >= self.batch_max:
                 continue
             OUTBOX_BACKLOG.labels(self.store.producer).set(0 if sent else await self.backlog())

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -23,9 +23,12 @@ from kernel.logging import configure_logging, get_logger
 from kernel.relay import OutboxRelay, new_producer
 from kernel.revocation import RevocationList, http_fetcher, refresh_revocations
 from kernel.settings import ServiceSettings
+from kernel.startup import Backoff, StartingGate, not_ready, until_up
 from kernel.web import install_http_shell, install_operational_routes, install_problem_handlers
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class Storage(Protocol):
@@ -102,6 +105,9 @@ class ServiceRuntime:
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _broker: KafkaBroker | None = field(default=None, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    _coming_up: asyncio.Task[None] | None = field(default=None, init=False)
+    _waiting_for: str | None = field(default=None, init=False)
+    _ready: bool = field(default=False, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
     _started_hooks: list[Callable[[], Any]] = field(default_factory=list, init=False)
     _stopped_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
@@ -140,65 +146,143 @@ class ServiceRuntime:
         assert self._producer is not None, "runtime not started"
         return self._producer
 
+    @property
+    def ready(self) -> bool:
+        """Whether everything runs (pool, migrations, producer, relay, consumers, jobs)."""
+        return self._ready
+
+    @property
+    def starting(self) -> bool:
+        """Started but still waiting for a dependency: the app answers 503 (kernel.startup)."""
+        return self._coming_up is not None and not self._ready
+
     async def start(self) -> None:
-        """Open everything, or nothing: a start that fails half-way closes what it opened (a relay
-        left running on a service that never started would publish for nobody)."""
+        """Bring the service up. With its dependencies there, returns once everything runs. With
+        PostgreSQL or Kafka away, returns as soon as that is known and keeps trying in the
+        background, so that the process serves at once: 503 until ready (kernel.startup).
+
+        An error that is not an outage (a schema not provisioned, a broken migration) fails the
+        start, and a start that fails closes what it opened (a relay left running on a service
+        that never started would publish for nobody)."""
         self.check_subscriptions()
+        waiting = asyncio.Event()
+        self._coming_up = asyncio.create_task(self._come_up(waiting), name=f"{self.settings.service}-start")
+        told = asyncio.create_task(waiting.wait())
         try:
-            await self._start()
+            await asyncio.wait({self._coming_up, told}, return_when=asyncio.FIRST_COMPLETED)
+            if self._coming_up.done():
+                self._coming_up.result()
         except BaseException:
             await self.stop()
             raise
+        finally:
+            told.cancel()
 
-    async def _start(self) -> None:
+    async def _come_up(self, waiting: asyncio.Event) -> None:
         s = self.settings
-        self._pool = await create_pool(
+
+        async def up(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+            self._waiting_for = what
+            backoff = Backoff(0.5, s.startup_retry_max_seconds)
+            return await until_up(
+                what, attempt, backoff, on_waiting=waiting.set, fail_fast=lambda: not waiting.is_set()
+            )
+
+        try:
+            self._pool = await up("database", self._open_pool)
+            await up("database", lambda: migrate(self.pool, s.db_schema, self.migrations))
+            self._producer = await up("kafka", self._open_producer)
+            for hook in self._started_hooks:
+                hook()
+            self._start_relay()
+            if s.consumers_enabled and self.subscriptions:
+                self._broker = await up("kafka", self._open_broker)
+            self._start_jobs()
+        except Exception:
+            if waiting.is_set():  # nobody awaits this task any more: say it here
+                log.exception("service_start_failed")
+            raise
+        self._waiting_for = None
+        self._ready = True
+        log.info("service_started", port=s.http_port())
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        s = self.settings
+        return await create_pool(
             s.database_url, s.db_schema, s.db_pool_min, s.db_pool_max, user=s.db_role, password=s.db_secret()
         )
-        await migrate(self._pool, s.db_schema, self.migrations)
+
+    async def _open_producer(self) -> AIOKafkaProducer:
+        producer = new_producer(kafka_access(self.settings), client_id=self.settings.service)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _open_broker(self) -> KafkaBroker:
+        """A FastStream broker with every subscription; a fresh one per try (one whose start
+        failed is not started again)."""
+        s = self.settings
         access = kafka_access(s)
-        self._producer = new_producer(access, client_id=s.service)
-        await self._producer.start()
-        for hook in self._started_hooks:
-            hook()
-        if s.relay_enabled:
-            self.relay = OutboxRelay(
-                self._pool, self.store, self._producer, s.topic(events_topic(s.service)), batch_max=s.batch_max
+        broker = KafkaBroker(
+            access.bootstrap, security=access.security(), client_id=f"{s.service}-consumer", logger=None
+        )
+        for sub in self.subscriptions:
+            consumer = IdempotentConsumer(
+                name=s.consumer_group(sub.purpose),
+                pool=self.pool,
+                producer=self.producer,
+                dlq_topic=s.topic(dlq_topic(s.service)),
+                handlers=sub.handlers,
+                max_attempts=s.consumer_max_attempts,
+                topic_prefix=s.topic_prefix,
             )
-            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{s.service}-relay"))
-        if s.consumers_enabled and self.subscriptions:
-            self._broker = KafkaBroker(
-                access.bootstrap, security=access.security(), client_id=f"{s.service}-consumer", logger=None
-            )
-            for sub in self.subscriptions:
-                consumer = IdempotentConsumer(
-                    name=s.consumer_group(sub.purpose),
-                    pool=self._pool,
-                    producer=self._producer,
-                    dlq_topic=s.topic(dlq_topic(s.service)),
-                    handlers=sub.handlers,
-                    max_attempts=s.consumer_max_attempts,
-                    topic_prefix=s.topic_prefix,
-                )
-                subscribe(
-                    self._broker,
-                    consumer,
-                    [s.topic(t) for t in sub.topics],
-                    batch_max=s.batch_max,
-                    batch_wait_ms=s.batch_wait_ms,
-                )
-            await self._broker.start()
+            topics = [s.topic(t) for t in sub.topics]
+            subscribe(broker, consumer, topics, batch_max=s.batch_max, batch_wait_ms=s.batch_wait_ms)
+        try:
+            await broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+            raise
+        return broker
+
+    def _start_relay(self) -> None:
+        s = self.settings
+        if not s.relay_enabled:
+            return
+        self.relay = OutboxRelay(
+            self.pool,
+            self.store,
+            self.producer,
+            s.topic(events_topic(s.service)),
+            batch_max=s.batch_max,
+            publish_timeout_seconds=s.relay_publish_timeout_seconds,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{s.service}-relay"))
+
+    def _start_jobs(self) -> None:
+        s = self.settings
         if isinstance(self.token_guard, RevocationList):
             fetch = http_fetcher(s.identity_url, self.revocations_transport)
             refresh = refresh_revocations(self.token_guard, fetch, s.token_revocations_refresh_seconds)
             self._tasks.append(asyncio.create_task(refresh, name=f"{s.service}-token-revocations"))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
-        log.info("service_started", port=s.http_port())
 
     async def stop(self) -> None:
+        self._ready = False
+        if self._coming_up is not None:  # still waiting for a dependency: stop waiting
+            self._coming_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._coming_up
+            self._coming_up = None
         if self._broker is not None:
             await self._broker.stop()
+            self._broker = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -214,6 +298,9 @@ class ServiceRuntime:
             await self._pool.close()
 
     async def readiness(self) -> dict[str, bool]:
+        """/readyz: what answers. While the start waits for a dependency, 503 `not_ready` naming it."""
+        if self.starting:
+            raise not_ready(self._waiting_for)
         checks = {"database": False, "kafka": False}
         with contextlib.suppress(Exception):
             checks["database"] = await self.pool.fetchval("SELECT true") is True
@@ -244,6 +331,8 @@ class ServiceRuntime:
         app.state.token_keys = self.settings.public_keys()
         app.state.token_audience = self.settings.service
         install_problem_handlers(app)
+        # Innermost of the middlewares (added first): its refusals get the shell's headers too.
+        app.add_middleware(StartingGate, ready=lambda: not self.starting)
         install_http_shell(
             app,
             body_max_bytes=self.settings.http_body_max_bytes,

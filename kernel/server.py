@@ -1,11 +1,15 @@
-"""How a service process listens: uvicorn with bounded waits for slow clients, and Prometheus'
-/metrics on a port of its own.
+"""How a service process listens: uvicorn on uvloop with httptools' parser, bounded waits for slow
+clients, and Prometheus' /metrics on a port of its own.
+
+uvloop and httptools (instead of asyncio's loop and h11) because they cost less CPU per request
+and per database and broker round trip (issue 10, item 5; measured in the issue's report). asyncpg
+and aiokafka run on uvloop as on asyncio's loop.
 
 Slow clients (issue 9, "Bounded requests"): a request's head must arrive within
 `http_head_timeout_seconds` of the connection (or of the previous answer on a kept-alive one),
 else the connection is closed; an idle kept-alive connection is closed after
-`http_keep_alive_seconds`; a head larger than 16 KiB is refused by h11; a body is bounded in size
-and time by kernel.asgi.BodyLimitMiddleware.
+`http_keep_alive_seconds`; a head (request line and headers) larger than 16 KiB is answered 400
+and the connection closed; a body is bounded in size and time by kernel.asgi.BodyLimitMiddleware.
 
 Metrics: served by prometheus_client on `metrics_host:metrics_http_port()` (identity 9001 …
 notify 9005 locally), apart from the API: Prometheus scrapes it with no token, and no client of
@@ -19,12 +23,17 @@ from typing import Any, cast
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import generate_latest, start_http_server
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kernel.settings import ServiceSettings
 
-# h11's bound on a request head (request line and headers) still incomplete.
+# The bound on a request head (request line and headers).
 MAX_HEAD_BYTES = 16 * 1024
+
+
+class HeadTooLarge(Exception):
+    """Raised from the parser's callbacks: httptools turns it into a parser error, which uvicorn
+    answers 400 and closes the connection."""
 
 
 # A connection closed while the client still sends (a refused body) lingers: our side is shut for
@@ -72,15 +81,16 @@ class _LingeringTransport:
             self._transport.close()
 
 
-class HeadTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection on which no request head has arrived
+class HeadTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection on which no request head has arrived
     `head_timeout` seconds after it was opened or after its last answer (uvicorn's own
     keep-alive timer stops at the first byte, so a client trickling a head, or the rest of a body
-    already answered, would hold the connection for ever); and closing with a linger
-    (_LingeringTransport)."""
+    already answered, would hold the connection for ever); refusing a head over MAX_HEAD_BYTES
+    (httptools itself has no bound); and closing with a linger (_LingeringTransport)."""
 
     head_timeout: float = 10.0
     lingering = False
+    _head_bytes = 0
     _head_deadline: asyncio.TimerHandle | None = None
     _lingering_transport: _LingeringTransport | None = None
 
@@ -97,6 +107,23 @@ class HeadTimeoutProtocol(H11Protocol):
         super().data_received(data)
         if self.cycle is not None and not self.cycle.response_complete:
             self._disarm()  # a request is being served: the body's bounds are the middleware's
+
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -135,7 +162,7 @@ def server_config(app: FastAPI, settings: ServiceSettings, **overrides: Any) -> 
         "access_log": False,
         "http": head_timeout_protocol(settings.http_head_timeout_seconds),
         "timeout_keep_alive": settings.http_keep_alive_seconds,
-        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "loop": "uvloop",
         "timeout_graceful_shutdown": 10,
         "server_header": False,
         **overrides,

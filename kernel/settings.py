@@ -100,6 +100,11 @@ class ServiceSettings(BaseSettings):
     # that needs it (contracts/reference/districts.toml unless an operator points elsewhere).
     districts_file: Path = DEFAULT_DISTRICTS_FILE
     relay_enabled: bool = True
+    # A relay's publish attempt waits this long at most for the broker, then the outbox rows are left
+    # for a later attempt (kernel.relay); a start waits at most this long between two tries of a
+    # dependency still away (kernel.startup).
+    relay_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    startup_retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
     consumers_enabled: bool = True
     # Isolation (tests, a second environment on one cluster): another schema, other consumer
     # groups and other physical topics for the same service code. The contract names in

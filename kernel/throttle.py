@@ -162,6 +162,18 @@ class Throttle:
             await conn.execute("INSERT INTO throttle_hits (rule, key, at) VALUES ($1, $2, $3)", rule.name, digest, now)
             await self._forget_old(conn, rule, digest, now)
 
+    async def give_back(self, rule: Rule, key: str) -> None:
+        """A rate: forget the key's latest use, when what it was taken for did not happen (a code
+        that could not be texted must not hold the phone's resend window)."""
+        digest = self._key(rule, key)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM throttle_hits WHERE ctid = (SELECT ctid FROM throttle_hits "
+                "WHERE rule = $1 AND key = $2 ORDER BY at DESC LIMIT 1)",
+                rule.name,
+                digest,
+            )
+
     async def failed(self, rule: Rule, key: str) -> int:
         """A failure rule: record one failure; returns the lock-out it caused in seconds (0: none)."""
         assert rule.lockout is not None, f"{rule.name} counts no failures"

@@ -21,6 +21,7 @@ layer writes its projection rows in the same transaction; built with `postgres_u
 or on a handler's connection as `PostgresUnitOfWork(store, conn=conn)` (a savepoint).
 """
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -187,7 +188,11 @@ class PostgresUnitOfWork:
     async def _release(self) -> None:
         if self._acquired is not None and self._pool is not None:
             acquired, self._acquired = self._acquired, None
-            await self._pool.release(acquired)
+            # Resetting a connection that a database restart broke fails (asyncpg then terminates
+            # it): the work's fate was sealed by COMMIT or ROLLBACK already, and raising here would
+            # hide why (found under faults, issue 10: a 500 instead of the outage's 503).
+            with contextlib.suppress(Exception):
+                await self._pool.release(acquired)
 
 
 def postgres_units(pool: asyncpg.Pool, store: EventStore) -> Callable[[], PostgresUnitOfWork]:

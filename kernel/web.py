@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, cast
 from uuid import uuid4
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -91,9 +92,21 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 409, 422)
 
 
+class OrjsonResponse(JSONResponse):
+    """A JSONResponse rendered by orjson: for the bodies built here (text keys, text, integers,
+    lists) the same bytes as Starlette's compact `json.dumps`, in a tenth of the time.
+
+    Not every service's default response class: a route that declares what it returns is
+    already serialised by Pydantic's own encoder (FastAPI's fast path), which a custom default
+    class would turn off."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
     """The problem as problem+json; a `retry_after` extension (seconds) is also the Retry-After header."""
-    answer = JSONResponse(
+    answer = OrjsonResponse(
         problem.body(instance=request.url.path), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE
     )
     retry_after = problem.extensions.get("retry_after")
@@ -240,4 +253,5 @@ def install_operational_routes(app: FastAPI, ready: Callable[[], Awaitable[dict[
     async def readyz() -> JSONResponse:
         checks = await ready()
         ok = all(checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return OrjsonResponse(body, status_code=200 if ok else 503)

@@ -1,4 +1,8 @@
-"""What flexctl's command groups share: the console and a service's own database pool."""
+"""What flexctl's command groups share: the console, the stack it works on and a service's own
+database pool."""
+
+import os
+import sys
 
 import asyncpg
 import typer
@@ -6,8 +10,24 @@ from rich.console import Console
 
 from kernel.db import SchemaMissing, create_pool
 from kernel.settings import ServiceSettings
+from ops.stack import DEFAULT_STACK_FILE, StackError, use_stack
 
 console = Console()
+
+
+def use_local_stack() -> None:
+    """Before any settings are read: the stack FLEXENROLL_STACK names (default deploy/local/stack.env)
+    puts DATABASE_URL, DATABASE_ADMIN_URL, KAFKA_BOOTSTRAP and the services' URLs into the
+    environment where they are not set, so flexctl talks to the stack the scripts started
+    (deploy/local/README.md, "Stacks"). An installation without the repository's default file
+    just uses its environment."""
+    if not os.environ.get("FLEXENROLL_STACK") and not DEFAULT_STACK_FILE.is_file():
+        return
+    try:
+        use_stack()
+    except StackError as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(2)
 
 
 async def service_pool(settings: ServiceSettings) -> asyncpg.Pool:

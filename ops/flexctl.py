@@ -26,7 +26,7 @@ from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
 from ops.audit_cli import audit_app
 from ops.broker_access import OPERATOR
-from ops.cli_support import console
+from ops.cli_support import console, use_local_stack
 from ops.cli_support import service_pool as _pool
 from ops.db_access import admin_url, provision_service
 from ops.history import application_history, json_line, summary, when
@@ -497,6 +497,7 @@ def main() -> None:
     """The `flexctl` command: warnings and errors go to stderr, masked as everywhere, because
     stdout is the command's answer (`history --json` is read by programs)."""
     configure_logging("flexctl", "WARNING", json=False, stream=sys.stderr)
+    use_local_stack()
     app()
 
 

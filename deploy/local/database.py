@@ -5,8 +5,8 @@ For identity, enrollment, review, payment and notify: a role named after the ser
 with its shipped development password (kernel.settings.local_secret: what a service uses when
 DB_PASSWORD is not set), owning the schema named after it and nothing else (kernel.db.provision).
 
-Env: DATABASE_URL (postgresql://127.0.0.1:$PGPORT/flexenroll), DATABASE_ADMIN_URL (default: the
-local cluster's administrator over its socket).
+Env: FLEXENROLL_STACK (the stack file, default deploy/local/stack.env), DATABASE_URL (default: the
+stack's cluster), DATABASE_ADMIN_URL (default: the stack's cluster's administrator over its socket).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from contracts.topics import SERVICES
 from kernel.db import provision
 from kernel.settings import ServiceSettings, local_secret
 from ops.db_access import admin_url
+from ops.stack import use_stack
 
 
 async def main() -> int:
+    use_stack()
     admin = admin_url(ServiceSettings().database_url)
     for service in SERVICES:
         await provision(admin, service, local_secret("db", service), service)  # logs schema_provisioned

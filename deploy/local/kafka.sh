@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Local single-node Apache Kafka (KRaft) from plain Maven jars, no Docker (deploy/local/README.md).
 # Usage: deploy/local/kafka.sh install|start|stop|status
-# Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093); KAFKA_BOOTSTRAP pointing
-# anywhere else means "use that external broker" and start/stop do nothing.
+# The stack file (FLEXENROLL_STACK, default stack.env: stack.sh) gives KAFKA_PORT,
+# KAFKA_CONTROLLER_PORT and the run directory (storage, log, pid file under <run dir>/kafka);
+# a KAFKA_BOOTSTRAP pointing anywhere else means "use that external broker" and start does nothing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/local/stack.sh
+. "$ROOT/deploy/local/stack.sh"
+stack_load "$ROOT"
 KDIR="$ROOT/deploy/local/kafka"
 LIBS="$KDIR/libs"
-RUN="$ROOT/.run/kafka"
+RUN="$FLEXENROLL_RUN_DIR/kafka"
 PIDFILE="$RUN/kafka.pid"
 LOG="$RUN/broker.log"
 PROPS="$RUN/server.properties"
-PORT="${KAFKA_PORT:-19092}"
-CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
+PORT="$KAFKA_PORT"
+CPORT="$KAFKA_CONTROLLER_PORT"
 LOCAL="127.0.0.1:$PORT"
 # Written after a format that created the admin SCRAM user: storage formatted before the broker
 # required authentication has no admin, and nothing could ever log in to it.
@@ -37,7 +41,7 @@ running_pid() {
 }
 
 # An explicit KAFKA_BOOTSTRAP that is not our local broker means an external cluster.
-external() { [ -n "${KAFKA_BOOTSTRAP:-}" ] && [ "$KAFKA_BOOTSTRAP" != "$LOCAL" ] && [ "$KAFKA_BOOTSTRAP" != "localhost:$PORT" ]; }
+external() { [ "$KAFKA_BOOTSTRAP" != "$LOCAL" ] && [ "$KAFKA_BOOTSTRAP" != "localhost:$PORT" ]; }
 
 cmd_install() {
   command -v java >/dev/null || apt_install default-jre-headless # Debian 12: OpenJDK 17

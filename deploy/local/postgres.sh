@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Private local PostgreSQL cluster under .run/postgres, no Docker (deploy/local/README.md).
+# Private local PostgreSQL cluster under the stack's run directory (.run/postgres), no Docker
+# (deploy/local/README.md).
 # Usage: deploy/local/postgres.sh install|start|stop|status|paths
-# Env: PGPORT (55432). DATABASE_URL set means "use that database": start does nothing.
+# The stack file (FLEXENROLL_STACK, default stack.env: stack.sh) gives PGPORT and the run directory.
+# A DATABASE_URL that is not this stack's cluster means "use that database": start does nothing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-RUN="$ROOT/.run/postgres"
+# shellcheck source=deploy/local/stack.sh
+. "$ROOT/deploy/local/stack.sh"
+stack_load "$ROOT"
+RUN="$FLEXENROLL_RUN_DIR/postgres"
 DATA="$RUN/data"
 LOG="$RUN/postgres.log"
-PORT="${PGPORT:-55432}"
+PORT="$PGPORT"
 # Services connect over TCP as their own roles; the administrator only over the socket in $RUN.
 URL="postgresql://127.0.0.1:$PORT/flexenroll"
 ADMIN_URL="postgresql://flexenroll@/flexenroll?host=$RUN&port=$PORT"
+
+external() { ! stack_local_database; }
 
 apt_install() { "$ROOT/deploy/local/apt.sh" "$@"; }
 
@@ -80,7 +87,7 @@ EOF
 }
 
 cmd_start() {
-  if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: using external DATABASE_URL, not starting a local cluster"; return; fi
+  if external; then echo "postgres: using external DATABASE_URL, not starting a local cluster"; return; fi
   cmd_install
   prepare_owner
   local bin
@@ -120,7 +127,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-  if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: external DATABASE_URL"; return; fi
+  if external; then echo "postgres: external DATABASE_URL"; return; fi
   if pg_running; then echo "postgres: running at $URL"; else echo "postgres: not running"; return 1; fi
 }
 

@@ -3,26 +3,27 @@
 # Usage: deploy/local/services.sh start|stop|status|port|metrics-port [name...]
 # Names default to $FLEXENROLL_SERVICES (default "identity"); `stop` without names stops
 # every service that has a pid file, so it undoes exactly what earlier starts did.
-# Ports: identity 8001 ... notify 8005, override with FLEXENROLL_<NAME>_PORT; the chosen
-# port is handed to the service as PORT (kernel.settings.ServiceSettings.port). Prometheus'
-# /metrics is on a port of its own: the API's + 1000 (9001 ... 9005), override with
-# FLEXENROLL_<NAME>_METRICS_PORT, handed over as METRICS_PORT (kernel.server).
+# The stack file (FLEXENROLL_STACK, default stack.env: stack.sh) gives each service's port
+# (<NAME>_PORT, handed over as PORT) and metrics port (<NAME>_METRICS_PORT, handed over as
+# METRICS_PORT), the run directory (logs and pid files under <run dir>/services), and what the
+# services connect to: DATABASE_URL, KAFKA_BOOTSTRAP and each other's URLs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-RUN="$ROOT/.run/services"
+# shellcheck source=deploy/local/stack.sh
+. "$ROOT/deploy/local/stack.sh"
+stack_load "$ROOT"
+RUN="$FLEXENROLL_RUN_DIR/services"
 PY="${FLEXENROLL_PYTHON:-$ROOT/.venv/bin/python}" # overridable so the script can be tested alone
-declare -A DEFAULT_PORT=([identity]=8001 [enrollment]=8002 [review]=8003 [payment]=8004 [notify]=8005)
 
 port_of() {
-  local var="FLEXENROLL_${1^^}_PORT"
-  echo "${!var:-${DEFAULT_PORT[$1]:-}}"
+  local var="${1^^}_PORT"
+  echo "${!var:-}"
 }
 
 metrics_port_of() {
-  local var="FLEXENROLL_${1^^}_METRICS_PORT" port
-  port="$(port_of "$1")"
-  echo "${!var:-$((port + 1000))}"
+  local var="${1^^}_METRICS_PORT"
+  echo "${!var:-$(($(port_of "$1") + 1000))}"
 }
 
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
@@ -62,11 +63,18 @@ cmd_start() {
   mkdir -p "$RUN"
   for name in "$@"; do
     port="$(port_of "$name")"
-    [ -n "$port" ] || { echo "$name: unknown service and no FLEXENROLL_${name^^}_PORT set" >&2; exit 1; }
+    [ -n "$port" ] || { echo "$name: unknown service and no ${name^^}_PORT set" >&2; exit 1; }
     if pid="$(running_pid "$name")"; then echo "$name: already running (pid $pid) at http://127.0.0.1:$port"; continue; fi
     # Start them all first and wait afterwards: on 2 cores the imports overlap nicely.
     echo "--- start $(date -Is)" >>"$RUN/$name.log"
-    (cd "$ROOT" && PORT="$port" METRICS_PORT="$(metrics_port_of "$name")" exec setsid "$PY" -m "services.$name" </dev/null >>"$RUN/$name.log" 2>&1) &
+    (
+      cd "$ROOT"
+      # What the stack derives for the services (an explicit environment variable won in stack_load);
+      # not DATABASE_ADMIN_URL: services never act as the administrator.
+      export DATABASE_URL KAFKA_BOOTSTRAP IDENTITY_URL IDENTITY_NOTIFY_URL REVIEW_ENROLLMENT_URL ENROLLMENT_BLOB_ROOT
+      PORT="$port" METRICS_PORT="$(metrics_port_of "$name")" exec setsid "$PY" -m "services.$name" \
+        </dev/null >>"$RUN/$name.log" 2>&1
+    ) &
     echo $! >"$RUN/$name.pid"
     started+=("$name")
   done

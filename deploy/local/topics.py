@@ -6,7 +6,8 @@ dead letter must not expire before someone has looked at it). Topics that alread
 left alone, whatever their settings. Then, as the broker's admin, every principal with its
 shipped development secret and the ACLs of ops/broker_access.py (docs/downstream.md: "Credentials").
 
-Env: KAFKA_BOOTSTRAP (127.0.0.1:19092), KAFKA_PARTITIONS (3), KAFKA_REPLICATION_FACTOR (1),
+Env: FLEXENROLL_STACK (the stack file, default deploy/local/stack.env: the broker is its KAFKA_PORT),
+KAFKA_BOOTSTRAP (wins over the stack), KAFKA_PARTITIONS (3), KAFKA_REPLICATION_FACTOR (1),
 KAFKA_ADMIN_USERNAME / KAFKA_ADMIN_PASSWORD (admin, the shipped development secret).
 """
 
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from contracts.topics import DLQ_TOPICS, EVENT_TOPICS
 from kernel.kafka import KafkaAccess
 from ops.broker_access import PRINCIPALS, BrokerAdminSettings, provision
+from ops.stack import use_stack
 
 CONNECT_TIMEOUT_S = 60.0
 TOPIC_CONFIG = {"retention.ms": "-1"}
@@ -59,6 +61,7 @@ async def ensure_topics(access: KafkaAccess, partitions: int, replication: int) 
 
 
 async def main() -> int:
+    use_stack()
     settings = BrokerAdminSettings()
     access = settings.access()
     partitions = int(os.environ.get("KAFKA_PARTITIONS", "3"))

@@ -21,7 +21,7 @@ gateway without recording it in its event store or its SMS log.
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -257,13 +257,23 @@ Guarded = Annotated[Guard, Depends(guard)]
 _ACCEPTED = "202 whether or not the phone has an account (it is then texted a notice, not a code)."
 
 
+async def _texted(guard: Guard, e164: str, address: str, send: Callable[[], Awaitable[CodeRequest]]) -> CodeRequest:
+    """The limits, then the text; a text that could not be sent (503) is not counted."""
+    await guard.code_request(e164, address)
+    try:
+        return await send()
+    except Problem as exc:
+        if exc.status == 503:
+            await guard.code_not_sent(e164, address)
+        raise
+
+
 @router.post(
     "/phone-codes", status_code=202, summary="Text a 6-digit code to prove a phone (注册验证码)", description=_ACCEPTED
 )
 async def request_code(body: CodeWanted, codes: Codes, guard: Guarded, request: Request) -> CodeSent:
     e164 = domain.normalize_mainland_mobile(body.phone)
-    await guard.code_request(e164, client_address(request))
-    sent = await codes.request(e164, body.purpose)
+    sent = await _texted(guard, e164, client_address(request), partial(codes.request, e164, body.purpose))
     return CodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after)
 
 
@@ -279,8 +289,7 @@ async def request_phone_change_code(
     if principal.user_id != user_id:
         raise Forbidden("not_your_account", "只能查看或办理本人的账户业务。")
     e164 = domain.normalize_mainland_mobile(body.phone)
-    await guard.code_request(e164, client_address(request))
-    sent = await codes.request(e164, "change_phone", user_id)
+    sent = await _texted(guard, e164, client_address(request), partial(codes.request, e164, "change_phone", user_id))
     return CodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after)
 
 

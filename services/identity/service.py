@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime
 from functools import partial
 from uuid import UUID, uuid4
 
-from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from stdnum.cn import ric
 
@@ -31,6 +30,7 @@ from kernel.logging import get_logger
 from kernel.problems import Conflict, NotFound, Refused, Unauthorized
 from kernel.runtime import ServiceLayer, Storage
 from services.identity import domain, projections
+from services.identity.passwords import hasher
 from services.identity.settings import IdentitySettings
 from services.identity.verification import VerificationProvider, load_provider
 
@@ -88,7 +88,7 @@ class IdentityService(ServiceLayer):
         self.provider = provider
         self.directory = directory
         self._id_number_hmac_key = id_number_hmac_key
-        self.hasher = PasswordHasher()
+        self.hasher = hasher()
         self._dummy_hash = self.hasher.hash("not-a-real-password-1")
 
     @classmethod
@@ -145,7 +145,22 @@ class IdentityService(ServiceLayer):
             raise refused from exc
         if found is None:
             raise refused
+        if self.hasher.check_needs_rehash(stored):
+            await self._rehash(found[0].user_id, stored, password)
         return found[0]
+
+    async def _rehash(self, user_id: UUID, stored: str, password: str) -> None:
+        """Store a hash made with older parameters again with today's (README, "Password hashing").
+        Only if it is still the one just verified: a password reset in between must win."""
+        fresh = await asyncio.to_thread(self.hasher.hash, password)
+        status = await self.pool.execute(
+            "UPDATE credentials SET password_hash = $3 WHERE user_id = $1 AND password_hash = $2",
+            user_id,
+            stored,
+            fresh,
+        )
+        if status.endswith(" 1"):
+            log.info("password_rehashed", user_id=str(user_id))
 
     async def account(self, user_id: UUID) -> domain.Account:
         """The account, unless it never existed or its person was erased (both: user_not_found)."""

@@ -4,6 +4,7 @@ the limits of IdentitySettings (`identity_login_*`, `identity_register_*`, `iden
 `identity_code_*`). Every failure and refusal is written to the security log (never a password
 or a code; phones masked)."""
 
+import contextlib
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -118,19 +119,30 @@ class Guard:
 
     # --- one-time codes -------------------------------------------------------------------------
 
-    async def code_request(self, phone: str, address: str) -> None:
-        """Resend limit and hourly limits per phone and per address."""
-        rules = (
+    def _code_rules(self, phone: str, address: str) -> tuple[tuple[Rule, str], ...]:
+        return (
             (self.rules.code_address, address),
             (self.rules.code_resend, phone),
             (self.rules.code_phone, phone),
         )
-        for rule, key in rules:
+
+    async def code_request(self, phone: str, address: str) -> None:
+        """Resend limit and hourly limits per phone and per address."""
+        for rule, key in self._code_rules(phone, address):
             try:
                 await self.throttle.take(rule, key)
             except TooManyAttempts as exc:
                 await self._refused("code_throttled", exc, phone, address, rule=rule.name)
                 raise
+
+    async def code_not_sent(self, phone: str, address: str) -> None:
+        """The text could not be sent (notify or the database away: 503): the request counts for
+        none of the limits, so the person may ask again at once instead of waiting out the resend
+        window for a code that never came. Best effort: with the database away there is nothing to
+        give back either way."""
+        with contextlib.suppress(Exception):
+            for rule, key in self._code_rules(phone, address):
+                await self.throttle.give_back(rule, key)
 
     async def code_failed(self, phone: str, address: str, purpose: str) -> None:
         await security_event(self.pool, "code_failed", subject=phone, address=address, purpose=purpose)

@@ -54,6 +54,12 @@ def outgoing(row: asyncpg.Record) -> OutgoingSms:
     )
 
 
+def sender_channel(schema: str) -> str:
+    """The NOTIFY channel that wakes the sender (sender.py): one per schema, like the outbox's
+    (kernel.eventstore), since notifications are database-wide and tests share one database."""
+    return f"{schema}_sms"
+
+
 # `sms_messages` carries kernel.effects' standard columns (migrations 001 and 003).
 MESSAGES: EffectTable[OutgoingSms] = EffectTable("sms_messages", "sms_id", outgoing)
 
@@ -175,6 +181,8 @@ class NotifyService(ServiceLayer):
             intent.bill_id,
         )
         recorded = status.endswith(" 1")
+        if recorded and state == "pending":
+            await self.wake_sender(conn)
         if recorded and erased is None and stale:
             SMS_SKIPPED.labels(f"stale_{domain.cause_of(intent)}").inc()
             log.info(
@@ -190,6 +198,11 @@ class NotifyService(ServiceLayer):
             )
         return recorded
 
+    async def wake_sender(self, conn: Connection) -> None:
+        """Wake the sender when this transaction commits (PostgreSQL delivers NOTIFY on commit,
+        never before, and once per transaction and channel): a message is due now."""
+        await conn.execute("SELECT pg_notify($1, '')", sender_channel(self.store.schema))
+
     async def remember_recipient(self, conn: Connection, user_id: UUID, phone: str) -> None:
         """The recipient's phone, and the release of their waiting messages (replay guard applied)."""
         await projections.remember_recipient(conn, user_id, phone, self.clock(), self.max_decision_age)
@@ -198,7 +211,8 @@ class NotifyService(ServiceLayer):
         """PhoneChanged: text the new phone from now on (waiting messages too), then release any
         message that waited for a phone."""
         moved = await projections.change_recipient(conn, user_id, phone)
-        await projections.release_awaiting(conn, self.clock(), self.max_decision_age, user_id)
+        if await projections.release_awaiting(conn, self.clock(), self.max_decision_age, user_id):
+            await self.wake_sender(conn)
         log.info("recipient_phone_changed", recipient_id=str(user_id), pending_moved=moved)
 
     async def forget_recipient(self, conn: Connection, user_id: UUID) -> int:

@@ -196,6 +196,25 @@ async def test_notify_being_down_is_a_503_for_every_phone() -> None:
         assert answers[0].json() == answers[1].json() and answers[0].json()["code"] == "sms_unavailable"
 
 
+async def test_a_code_that_could_not_be_texted_does_not_hold_the_resend_window() -> None:
+    """Found under faults (issue 10): notify away, the 503 still took the phone's one resend a
+    minute, so asking again got 429 for a code that never came."""
+    async with running_identity(identity_code_resend_window_seconds=60) as identity:
+        phone = unique_phone()
+        working = identity.app.state.phone_codes.sender
+        identity.app.state.phone_codes.sender = NotifyCodeSender("http://127.0.0.1:9", "x")
+        try:
+            down = await ask(identity, phone)
+        finally:
+            await identity.app.state.phone_codes.sender.aclose()
+            identity.app.state.phone_codes.sender = working
+        assert down.status_code == 503 and down.json()["code"] == "sms_unavailable"
+        again = await ask(identity, phone)
+        assert again.status_code == 202, again.text
+        third = await ask(identity, phone)  # the window holds a code that was texted
+        assert third.status_code == 429 and third.json()["code"] == "too_many_attempts"
+
+
 async def test_a_phone_change_is_proven_by_the_new_phone_and_the_password(notify: Notify) -> None:
     identity = notify.identity
     person, other = await identity.register(), await identity.register()
