@@ -27,7 +27,8 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
@@ -108,34 +109,46 @@ class IdempotentConsumer:
             raise
 
     async def _apply(self, wanted: list[tuple[Record, Envelope]]) -> None:
+        # Fast path: the whole batch in one transaction, without a savepoint (a savepoint costs
+        # two round trips; per message they dominated batch cost in `make bench`, and even one per
+        # batch was a third of a light-load batch's round trips, issue 10). A handler failing
+        # rolls the whole transaction back, event ids included, and the slow path starts over.
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                todo = await self._fresh(conn, wanted)
+                for _, envelope in todo:
+                    await self.handlers[envelope.event_type](conn, envelope)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:
+            log.warning("batch_failed_retrying_one_by_one", consumer=self.name, error=repr(exc))
+        else:
+            self._count(wanted, todo)
+            return
+        # Slow path: find the poison, keep the rest (a savepoint per message).
         async with self.pool.acquire() as conn, conn.transaction():
-            fresh = {
-                r["event_id"]
-                for r in await conn.fetch(
-                    "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
-                    "ON CONFLICT DO NOTHING RETURNING event_id",
-                    self.name,
-                    [e.event_id for _, e in wanted],
-                )
-            }
-            todo = [(r, e) for r, e in wanted if e.event_id in fresh]
-            MESSAGES_HANDLED.labels(self.name, "duplicate").inc(len(wanted) - len(todo))
-            if not todo:
-                return
-            try:
-                # Fast path: the whole batch in one savepoint (a savepoint per message costs
-                # two extra round trips each, which dominated batch cost in `make bench`).
-                async with conn.transaction():
-                    for _, envelope in todo:
-                        await self.handlers[envelope.event_type](conn, envelope)
-                MESSAGES_HANDLED.labels(self.name, "handled").inc(len(todo))
-                return
-            except INFRASTRUCTURE_ERRORS:
-                raise
-            except Exception as exc:
-                log.warning("batch_failed_retrying_one_by_one", consumer=self.name, error=repr(exc))
-            for record, envelope in todo:  # slow path: find the poison, keep the rest
+            todo = await self._fresh(conn, wanted)
+            for record, envelope in todo:
                 await self._handle_one(conn, record, envelope)
+        MESSAGES_HANDLED.labels(self.name, "duplicate").inc(len(wanted) - len(todo))
+
+    async def _fresh(self, conn: Connection, wanted: list[tuple[Record, Envelope]]) -> list[tuple[Record, Envelope]]:
+        """Record the batch's event ids; what was not recorded before is to be handled."""
+        fresh = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                self.name,
+                [e.event_id for _, e in wanted],
+            )
+        }
+        return [(r, e) for r, e in wanted if e.event_id in fresh]
+
+    def _count(self, wanted: list[tuple[Record, Envelope]], handled: list[tuple[Record, Envelope]]) -> None:
+        MESSAGES_HANDLED.labels(self.name, "duplicate").inc(len(wanted) - len(handled))
+        if handled:
+            MESSAGES_HANDLED.labels(self.name, "handled").inc(len(handled))
 
     async def _handle_one(self, conn: Connection, record: Record, envelope: Envelope) -> None:
         handler = self.handlers[envelope.event_type]
@@ -224,10 +237,20 @@ def subscribe(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=consumer.name,
+        decoder=_raw_records,
     )
-    async def on_batch(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        await consumer.handle_batch(raw if isinstance(raw, tuple) else (raw,))
+    async def on_batch(records: Any) -> None:
+        # The batch arrives as the message body, not as a `KafkaMessage` parameter: FastStream
+        # resolves such a context parameter in a worker thread on every batch (about 7% of
+        # review's CPU, issue 10); a body needs no thread.
+        await consumer.handle_batch(records)
+
+
+async def _raw_records(message: StreamMessage[Any]) -> tuple[Record, ...]:
+    """The "decoder" of a batch: aiokafka's records as they came, each decoded by the consumer
+    itself (FastStream's default would parse every value as JSON once more, for nothing)."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
 
 
 async def forget_dead_letters(pool: asyncpg.Pool, consumer: str, event_ids: Sequence[Any]) -> int:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -34,6 +35,49 @@ def migrations_from(package: str, folder: str = "migrations") -> list[Migration]
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class _Connection(asyncpg.Connection):
+    """A pooled connection that remembers whether it was given session state: a LISTEN or a
+    session advisory lock (the relay's leadership, notify's sender, a projection rebuild).
+
+    asyncpg's pool resets every connection it takes back (`UNLISTEN *`, `pg_advisory_unlock_all()`,
+    `CLOSE ALL`, `RESET ALL`): one more round trip per request and per consumer batch, for state
+    almost no code leaves. Nothing here leaves any other session state: no `SET` (the search path
+    is a start-up parameter), no temporary tables, no cursors outside a transaction, and prepared
+    statements are asyncpg's own cache, which its reset keeps too; an open transaction is rolled
+    back by asyncpg whatever the reset. So only a connection that LISTENed or took a session lock
+    gets the full reset (`_reset_session`), even if its user already undid both, which keeps
+    the guarantee that a leaked lock never outlives its user. New session state must be added here.
+    """
+
+    _holds_session_state = False
+
+    def _mark(self, query: str) -> None:
+        # pg_advisory_lock, pg_try_advisory_lock and their _shared forms; not the _xact_ ones,
+        # which the transaction's end releases.
+        if "advisory_lock" in query or "LISTEN" in query.upper():
+            self._holds_session_state = True
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        self._holds_session_state = True
+        await super().add_listener(channel, callback)
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        self._mark(query)
+        return await super().execute(query, *args, timeout=timeout)
+
+    async def fetchval(self, query: str, *args: object, column: int = 0, timeout: float | None = None) -> Any:
+        self._mark(query)
+        return await super().fetchval(query, *args, column=column, timeout=timeout)
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release (asyncpg has already rolled back and forgotten listeners)."""
+    if isinstance(conn, _Connection) and conn._holds_session_state:
+        if query := conn.get_reset_query():
+            await conn.execute(query)
+        conn._holds_session_state = False
 
 
 class SchemaMissing(RuntimeError):
@@ -62,6 +106,8 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        connection_class=_Connection,
+        reset=_reset_session,
         server_settings={"search_path": schema, "application_name": f"flexenroll-{schema}"},
     )
     assert pool is not None

@@ -5,8 +5,12 @@ The Kafka side is here (a group-less replay of the topics the status facts come 
 is enrollment's own (services/enrollment/rebuild.py).
 """
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from aiokafka import ConsumerRecord
 
 from contracts.envelope import Envelope
 from kernel.db import Connection, SchemaMissing, create_pool
@@ -78,20 +82,42 @@ class StatusRebuild:
         return self.report
 
     async def _fill(self, conn: Connection) -> None:
+        """Read, decode and insert, one batch in flight: while PostgreSQL inserts a batch, this
+        process decodes the next (the two are the rebuild's main costs, on different cores)."""
         report = self.report
-        async with replay(self.kafka, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
-            report.missing_topics = tuple(source.missing)
-            self.on_total(source.total)
-            async for records in source.batches():
-                envelopes: list[Envelope] = []
-                for record in records:
-                    try:
-                        envelopes.append(Envelope.from_json(record.value or b""))
-                    except ValueError:  # pydantic's ValidationError is one
-                        report.undecodable += 1
-                added = await rebuild.add_facts(conn, envelopes)
-                report.messages += len(records)
-                report.facts += added.facts
-                report.failed += added.failed
-                self.on_progress(len(records))
+        inserting: asyncio.Task[rebuild.Added] | None = None
+        await rebuild.fill_without_waiting_for_disk(conn)
+        try:
+            async with replay(self.kafka, [self.topic_prefix + t for t in rebuild.TOPICS]) as source:
+                report.missing_topics = tuple(source.missing)
+                self.on_total(source.total)
+                async for records in source.batches():
+                    envelopes = self._decode(records)
+                    if inserting is not None:
+                        self._count(await inserting)
+                    inserting = asyncio.create_task(rebuild.add_facts(conn, envelopes))
+                    await asyncio.sleep(0)  # let it send its statement before this reads on
+                    report.messages += len(records)
+                    self.on_progress(len(records))
+                if inserting is not None:
+                    self._count(await inserting)
+                    inserting = None
+        finally:
+            if inserting is not None:  # the read failed: the connection must be free for cleanup
+                inserting.cancel()
+                with contextlib.suppress(BaseException):
+                    await inserting
         report.inserted = await rebuild.count(conn, rebuild.SHADOW)
+
+    def _decode(self, records: Sequence[ConsumerRecord]) -> list[Envelope]:
+        envelopes: list[Envelope] = []
+        for record in records:
+            try:
+                envelopes.append(Envelope.from_json(record.value or b""))
+            except ValueError:  # pydantic's ValidationError is one
+                self.report.undecodable += 1
+        return envelopes
+
+    def _count(self, added: rebuild.Added) -> None:
+        self.report.facts += added.facts
+        self.report.failed += added.failed

@@ -62,6 +62,9 @@ max_connections = 200
 shared_buffers = 256MB
 # Test-box settings. fsync stays on: the benchmarks measure real commit costs.
 fsync = on
+# Small OLTP statements: compiling them costs more than it saves, and asyncpg's type
+# introspection switches JIT off and on around itself on every new connection (issue 10).
+jit = off
 password_encryption = scram-sha-256
 # Only the OS user running the server (and root) may open the socket: that is what makes the
 # socket's trust below the administrator's authentication (deploy/local/README.md).

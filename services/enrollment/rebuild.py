@@ -91,7 +91,10 @@ async def add_facts(conn: Connection, envelopes: Sequence[Envelope]) -> Added:
     if not facts:
         return added
     try:
-        async with conn.transaction():
+        if conn.is_in_transaction():  # a savepoint, so that a refused batch spares the caller's
+            async with conn.transaction():
+                await projections.record_facts(conn, facts, table=SHADOW)
+        else:  # one statement is atomic on its own: no BEGIN/COMMIT round trips
             await projections.record_facts(conn, facts, table=SHADOW)
         return added
     except INFRASTRUCTURE_ERRORS:
@@ -110,6 +113,13 @@ async def add_facts(conn: Connection, envelopes: Sequence[Envelope]) -> Added:
     return added
 
 
+async def fill_without_waiting_for_disk(conn: Connection) -> None:
+    """The shadow's inserts commit without waiting for their WAL to reach the disk: a crash can
+    lose only the last of them, which a rebuild would redo anyway (the live table is untouched
+    until the switch), and the switch's own commit waits for everything written before it."""
+    await conn.execute("SET synchronous_commit = off")
+
+
 async def count(conn: Connection, table: str) -> int:
     return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
 
@@ -119,6 +129,7 @@ async def switch(conn: Connection, *, keep_old: bool = False, while_locked: Hook
     in one transaction. Returns how many facts were carried over.
 
     `while_locked` runs after the copy, with the lock held (tests use it to block a writer)."""
+    await conn.execute("RESET synchronous_commit")  # the switch is durable before it returns
     await conn.execute(f"ANALYZE {SHADOW}")  # statistics before it serves reads, outside the lock
     async with conn.transaction():
         # EXCLUSIVE: writers wait, readers go on (until the rename's brief ACCESS EXCLUSIVE).

@@ -204,6 +204,16 @@ class WaitingReceipt:
     period: str
 
 
+async def receipts_with_bill_waiting(db: Executor) -> bool:
+    """Whether any waiting settlement's bill is known (the sweep's question, asked outside a
+    transaction: almost always no, and then the sweep costs one round trip instead of three)."""
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM receipts_awaiting_bill w JOIN bills b ON b.bill_id = w.bill_id)"
+        )
+    )
+
+
 async def take_receipts_with_bill(conn: Connection, bill_id: UUID | None = None) -> list[WaitingReceipt]:
     """Waiting settlements whose bill is now known (all, or one bill's), removed from the waiting
     table in the caller's transaction: whoever takes a row records its receipt."""

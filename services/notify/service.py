@@ -129,7 +129,10 @@ class NotifyService(ServiceLayer):
 
     async def release_receipts(self, pool: asyncpg.Pool) -> int:
         """The sender's sweep: a settlement and its bill handled at once on two partitions, in two
-        transactions, may each miss the other; whichever sees both first records the receipt."""
+        transactions, may each miss the other; whichever sees both first records the receipt.
+        A pair that meets just after the question is found by the next sweep."""
+        if not await projections.receipts_with_bill_waiting(pool):
+            return 0
         async with pool.acquire() as conn, conn.transaction():
             return await self._record_waiting_receipts(conn, None)
 

@@ -53,7 +53,11 @@ def build(
     app.state.rules = rules
     app.state.enrollment_url = settings.review_enrollment_url
     app.state.review = service
-    app.state.same_person = same_person or identity_same_person(settings.identity_url)
+    if same_person is None:  # ours, not a caller's: closed with the runtime (the next use opens again)
+        asks = identity_same_person(settings.identity_url)
+        runtime.on_stopped(asks.aclose)
+        same_person = asks
+    app.state.same_person = same_person
 
     app.include_router(router)
     return app, runtime

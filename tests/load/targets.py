@@ -43,7 +43,7 @@ def stack_value(key: str) -> str | None:
 
 
 def stack_port(name: str) -> int:
-    """The port `make up` gives `name` (deploy/local/services.sh honours FLEXENROLL_<NAME>_PORT)."""
+    """The port `make up` gives `name` (the stack file's <NAME>_PORT, deploy/local/stack.env)."""
     done = subprocess.run([str(SERVICES_SH), "port", name], capture_output=True, text=True, check=True)
     return int(done.stdout.strip())
 
