@@ -1,9 +1,10 @@
 """The one JSON envelope every message value carries (docs/downstream.md: "The envelope")."""
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID, uuid4
 
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Envelope(BaseModel):
 
     @field_serializer("occurred_at")
     def _utc_rfc3339(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return utc_rfc3339(value)
 
     @classmethod
     def wrap(
@@ -76,3 +77,43 @@ class Envelope(BaseModel):
             ("event_type", self.event_type.encode()),
             ("correlation_id", self.correlation_id.encode()),
         ]
+
+
+# A Kafka message as the producer takes it: value, key, headers.
+KafkaMessage = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+class StoredRow(Protocol):
+    """A row of the event store's `events` table (an asyncpg Record), columns by name."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
+def utc_rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def kafka_message_from_row(row: StoredRow, producer: str) -> KafkaMessage:
+    """The bytes `Envelope(...)`'s `to_json`, `kafka_key` and `kafka_headers` give for a stored
+    row, without validating it again (the store validated it on append): the relay sends every
+    stored event through here. The same fields in the same order through pydantic's own
+    serializer, so the value is byte-identical (tests/unit/test_envelope_bytes.py). `data` may
+    be the jsonb column's text (`data::text`): parsed here, faster than the stdlib's json."""
+    data = row["data"]
+    value = pydantic_core.to_json(
+        {
+            "event_id": str(row["event_id"]),
+            "event_type": row["event_type"],
+            "schema_version": row["schema_version"],
+            "stream_id": row["stream_id"],
+            "stream_version": row["stream_version"],
+            "occurred_at": utc_rfc3339(row["occurred_at"]),
+            "producer": producer,
+            "correlation_id": row["correlation_id"],
+            "causation_id": row["causation_id"],
+            "data": pydantic_core.from_json(data) if isinstance(data, str) else data,
+        },
+        inf_nan_mode="null",  # the model's default (`ser_json_inf_nan`)
+    )
+    headers = [("event_type", row["event_type"].encode()), ("correlation_id", row["correlation_id"].encode())]
+    return value, row["stream_id"].encode(), headers

@@ -33,7 +33,12 @@ _COLUMNS = (
     "occurred_at, correlation_id, causation_id, data"
 )
 
-# One statement writes the events and their outbox rows, so a batch costs one round trip.
+# One statement writes the events, their outbox rows and the relay's wake-up (delivered at commit,
+# only when something was queued), so that an append outside a transaction is one round trip and
+# inside one costs one round trip less than a separate NOTIFY (docs/benchmarks.md, "Kernel
+# baselines and growth"). The check of an existing stream's version stays a query of its own:
+# folded into this statement (a join of `events` with the expected versions) it made every
+# append slower, new streams' too.
 _APPEND = """
 WITH appended AS (
     INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,
@@ -41,10 +46,27 @@ WITH appended AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[],
                          $6::timestamptz[], $7::text[], $8::text[], $9::jsonb[])
     RETURNING position, event_type, schema_version
+), queued AS (
+    INSERT INTO outbox (position)
+    SELECT position FROM appended WHERE (event_type, schema_version) IN
+        (SELECT * FROM unnest($10::text[], $11::int[]))
+    RETURNING position
 )
-INSERT INTO outbox (position)
-SELECT position FROM appended WHERE (event_type, schema_version) IN
-    (SELECT * FROM unnest($10::text[], $11::int[]))
+SELECT pg_notify($12, '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+"""
+# The same for one event, the usual append: with scalar parameters PostgreSQL keeps one generic
+# plan, where the arrays above are planned again on every execution (their length is unknown to
+# a generic plan) and are slower to encode and decode: about 0.07 ms less backend CPU per append.
+_APPEND_ONE = """
+WITH appended AS (
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,
+                        occurred_at, correlation_id, causation_id, data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    RETURNING position
+), queued AS (
+    INSERT INTO outbox (position) SELECT position FROM appended WHERE $10::boolean RETURNING position
+)
+SELECT pg_notify($11, '') FROM queued
 """
 
 
@@ -108,29 +130,43 @@ class EventStore:
         """Low-level append of ready envelopes (several streams at once is allowed)."""
         if not envelopes:
             return
-        # Inside the caller's transaction no savepoint is needed: any error aborts it anyway.
-        if conn.is_in_transaction():
-            await self._insert(conn, envelopes, published)
-        else:
+        # Without checks one statement is atomic on its own: no BEGIN/COMMIT round trips. Inside
+        # the caller's transaction no savepoint either: any error aborts it anyway.
+        checks = [(stream_id, first - 1) for stream_id, first in _first_versions(envelopes).items() if first > 1]
+        if checks and not conn.is_in_transaction():
             async with conn.transaction():
-                await self._insert(conn, envelopes, published)
+                await self._insert(conn, envelopes, published, checks)
+        else:
+            await self._insert(conn, envelopes, published, checks)
 
-    async def _insert(self, conn: Connection, envelopes: Sequence[Envelope], published: set[tuple[str, int]]) -> None:
-        for stream_id, first in _first_versions(envelopes).items():
-            if first > 1 and not await conn.fetchval(
-                "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, first - 1
+    async def _insert(
+        self,
+        conn: Connection,
+        envelopes: Sequence[Envelope],
+        published: set[tuple[str, int]],
+        checks: Sequence[tuple[str, int]],
+    ) -> None:
+        for stream_id, version in checks:
+            if not await conn.fetchval(
+                "SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2", stream_id, version
             ):
-                raise ConcurrencyError(stream_id, first - 1)
-        columns = envelope_columns(envelopes)
-        kinds = sorted(published)
+                raise ConcurrencyError(stream_id, version)
         try:
-            await conn.execute(_APPEND, *columns, [k[0] for k in kinds], [k[1] for k in kinds])
+            sql, args = self._statement(envelopes, published)
+            await conn.execute(sql, *args)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name and "stream" in exc.constraint_name:
                 raise ConcurrencyError(envelopes[0].stream_id, envelopes[0].stream_version - 1) from exc
             raise
-        if kinds:  # wake the relay (delivered at commit); nothing to publish, nothing to wake
-            await conn.execute("SELECT pg_notify($1, '')", self.outbox_channel)
+
+    def _statement(self, envelopes: Sequence[Envelope], published: set[tuple[str, int]]) -> tuple[str, list[Any]]:
+        """The append statement and its arguments."""
+        if len(envelopes) == 1:
+            [e] = envelopes
+            return _APPEND_ONE, [*envelope_row(e), (e.event_type, e.schema_version) in published, self.outbox_channel]
+        kinds = sorted(published)
+        columns = envelope_columns(envelopes)
+        return _APPEND, [*columns, [k[0] for k in kinds], [k[1] for k in kinds], self.outbox_channel]
 
     async def load(self, conn: Executor, stream_id: str) -> list[Envelope]:
         rows = await conn.fetch(
@@ -199,6 +235,21 @@ def _first_versions(envelopes: Sequence[Envelope]) -> dict[str, int]:
     for e in envelopes:
         first[e.stream_id] = min(first.get(e.stream_id, e.stream_version), e.stream_version)
     return first
+
+
+def envelope_row(e: Envelope) -> list[Any]:
+    """One envelope's values in the order of the events table's columns (see envelope_columns)."""
+    return [
+        e.event_id,
+        e.stream_id,
+        e.stream_version,
+        e.event_type,
+        e.schema_version,
+        e.occurred_at,
+        e.correlation_id,
+        e.causation_id,
+        e.data,
+    ]
 
 
 def envelope_columns(envelopes: Sequence[Envelope]) -> list[list[Any]]:

@@ -1,7 +1,11 @@
-"""`python -m tests.bench [--quick] [--only store|consumer|relay ...]` (also `make bench`).
+"""`python -m tests.bench [--quick] [--only store|consumer|relay|raw-store|raw-relay|rebuild|growth ...]`
+(also `make bench`).
 
-Each scenario works in its own fresh schema (dropped at the end) and fresh topics, against the
-PostgreSQL and Kafka of tests/support/infra.py (DATABASE_URL, KAFKA_BOOTSTRAP).
+The first three compare the kernel's batching with itself at batch size 1; the last four compare
+our code with raw asyncpg/aiokafka doing the same work in the same run (issue 10, items 3 and 4;
+tests/bench/baselines.py). Each scenario works in its own fresh schema (dropped at the end) and
+fresh topics (deleted), against the PostgreSQL and Kafka of tests/support/infra.py
+(DATABASE_URL, KAFKA_BOOTSTRAP).
 """
 
 import asyncio
@@ -21,6 +25,7 @@ from kernel.db import migrate
 from kernel.eventstore import EventStore
 from kernel.logging import configure_logging
 from kernel.relay import new_producer
+from tests.bench.baselines import BaselineSizes, run_baselines
 from tests.bench.consumer import bench_consumer
 from tests.bench.measure import table
 from tests.bench.relay import bench_relay
@@ -41,6 +46,10 @@ class Scenario(StrEnum):
     store = "store"
     consumer = "consumer"
     relay = "relay"
+    raw_store = "raw-store"
+    raw_relay = "raw-relay"
+    rebuild = "rebuild"
+    growth = "growth"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,10 @@ class Sizes:
 
 FULL = Sizes(2_000, 20_000, 2_000, 20_000, 1_000, 20_000)
 QUICK = Sizes(300, 3_000, 300, 3_000, 200, 3_000)
+FULL_BASELINES = BaselineSizes(2_000, 20_000, 100_000, (100_000, 1_000_000), (100_000, 1_000_000, 5_000_000))
+QUICK_BASELINES = BaselineSizes(
+    300, 3_000, 5_000, (5_000, 20_000), (10_000, 30_000, 60_000), growth_appends=200, growth_window=10_000
+)
 
 
 async def _pool(schema: str, max_size: int = 4) -> asyncpg.Pool:
@@ -78,7 +91,7 @@ async def _server_settings() -> str:
         await conn.close()
 
 
-async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
+async def run(scenarios: list[Scenario], sizes: Sizes, baselines: BaselineSizes) -> None:
     run_id = unique_name("bench")
     schemas: list[str] = []
     console.print(
@@ -151,6 +164,7 @@ async def run(scenarios: list[Scenario], sizes: Sizes) -> None:
                     "Asserted: the fresh topic holds every event.",
                 )
             )
+        await run_baselines(console, {str(s) for s in scenarios}, baselines, f"{run_id}_raw", schemas)
     finally:
         await drop_schemas(*schemas)
 
@@ -171,7 +185,7 @@ def main(
     if trace_memory:
         tracemalloc.start()
     started = time.perf_counter()
-    asyncio.run(run(only or list(Scenario), QUICK if quick else FULL))
+    asyncio.run(run(only or list(Scenario), QUICK if quick else FULL, QUICK_BASELINES if quick else FULL_BASELINES))
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 

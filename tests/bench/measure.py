@@ -29,6 +29,15 @@ _STATM = Path("/proc/self/statm")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def nearest_rank(samples: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (0..100) of latency samples, in seconds; None when there are none."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
 @dataclass
 class Result:
     variant: str
@@ -44,12 +53,7 @@ class Result:
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile of the latency samples, in seconds."""
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-        return ordered[rank - 1]
+        return nearest_rank(self.latencies, q)
 
 
 @dataclass

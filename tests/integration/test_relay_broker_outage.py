@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import asyncpg
 import structlog
+from prometheus_client import REGISTRY
 
 from kernel.eventstore import EventStore
 from kernel.relay import OutboxRelay, new_producer
@@ -52,6 +53,11 @@ async def _longest_idle_in_transaction(schema: str, seconds: float) -> float:
     return longest
 
 
+def _backlog(store: EventStore) -> float | None:
+    """The outbox backlog gauge an operator scrapes."""
+    return REGISTRY.get_sample_value("flexenroll_outbox_backlog", {"service": store.producer})
+
+
 async def test_an_unreachable_topic_holds_no_transaction_and_loses_nothing(
     pool: asyncpg.Pool, store: EventStore, schema: str
 ) -> None:
@@ -72,6 +78,7 @@ async def test_an_unreachable_topic_holds_no_transaction_and_loses_nothing(
             assert relay.attempts >= 3 and relay.outage.since is not None  # several attempts, none through
             assert longest < BOUND, f"a transaction stayed idle for {longest:.1f} s during the outage"
             assert await pool.fetchval("SELECT count(*) FROM outbox") == 5  # the rows wait
+            assert _backlog(store) == 5  # and the operator sees them
 
             await delete_topics([blocker])  # the broker can create the topic now
             for _ in range(300):
@@ -79,6 +86,11 @@ async def test_an_unreachable_topic_holds_no_transaction_and_loses_nothing(
                     break
                 await asyncio.sleep(0.1)
             assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+            for _ in range(50):  # the gauge follows at the relay's next idle moment
+                if _backlog(store) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert _backlog(store) == 0
         failing = [e for e in logs if e["event"] == "relay_publish_failing"]
         assert len(failing) == 1 and failing[0]["log_level"] == "warning"
         assert "TimeoutError" in failing[0]["error"]  # the sends hung: it is the bound that ended them
