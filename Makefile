@@ -21,15 +21,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install infra-up up down lint test bench load chaos schemas
+.PHONY: help install infra-up up down lint test bench load chaos schemas compose-up compose-down test-containers
 
 help:
-	@echo "make install | infra-up | up [SERVICES=\"identity enrollment ...\"] | down | lint | test | bench | load | chaos | schemas"
+	@echo "make install | infra-up | up [SERVICES=\"identity enrollment ...\"] | down | lint | test | bench | load | chaos | schemas | compose-up | compose-down | test-containers"
 
-# The stamp makes `install` cheap when pyproject.toml has not changed since the last pip run.
-$(VENV)/.installed: pyproject.toml
+# The stamp makes `install` cheap when neither pyproject.toml nor the lock changed since the last pip
+# run. Every version comes from requirements.lock (README.md, "Deploy"), as in CI and the app image.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,aliyun]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,aliyun]'
 	@touch $@
 
 # The registration form PDF embeds a CJK font from Debian's packages.
@@ -91,3 +92,19 @@ bench:
 
 schemas:
 	$(PY) -m contracts.generate
+
+# Containers with podman (README.md, "Deploy"): images from deploy/containers/build.sh, the system
+# from deploy/compose.yaml with the settings and secrets of COMPOSE_ENV; nothing of `make up`'s is
+# touched (other ports, other names). compose-down keeps the volumes.
+COMPOSE_ENV ?= deploy/compose.env
+
+compose-up: $(VENV)/.installed
+	@COMPOSE_ENV=$(abspath $(COMPOSE_ENV)) deploy/containers/compose.sh up
+
+compose-down:
+	@COMPOSE_ENV=$(abspath $(COMPOSE_ENV)) deploy/containers/compose.sh down
+
+# Builds the images, then the journey against a compose deployment of the test's own (tests/containers).
+test-containers: $(VENV)/.installed
+	deploy/containers/build.sh
+	$(VENV)/bin/pytest -q -m containers tests/containers

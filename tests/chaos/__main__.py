@@ -8,6 +8,7 @@ journey or a check failed; then the stack's directory (its logs) is kept for a l
 """
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -68,6 +69,9 @@ def main(
     seed: Annotated[int, typer.Option(help="Seed of the fault plan and the people.")] = 1,
 ) -> None:
     configure_logging("chaos", level="WARNING", json=False)
+    # The run's own pools (the code reader, the billing) lose their connections at every database
+    # restart, on purpose; asyncpg's traceback for each would bury the counts.
+    logging.getLogger("asyncpg").setLevel(logging.ERROR)
     count = max(1, int(rate * seconds))
     load = LoadSettings(rate=rate, count=count, max_seconds=seconds, drain_seconds=300.0, seed=seed)
     plan = FaultPlan(kills_each, broker_restarts, database_restarts, outage, start=5.0, end=seconds * 0.9)
