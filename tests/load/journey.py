@@ -196,7 +196,7 @@ async def account_journey(stack: Stack, index: int, intended: float, rng: random
     """A new account: code → register → log in → verify (the password-hashing phase)."""
     account = new_account(rng)
     result = JourneyResult(index, expected="verified", account=account)
-    async with phone_client(account, result) as http:
+    async with phone_client(account, result, stack.balancer) as http:
         phone = Phone(stack, http, account, result, Clock(intended))
         return await guarded(result, phone.clock, register(phone))
 
@@ -214,6 +214,6 @@ async def application_journey(
             await register(phone)
         await pipeline(phone)
 
-    async with phone_client(account, result) as http:
+    async with phone_client(account, result, stack.balancer) as http:
         phone = Phone(stack, http, account, result, Clock(intended))
         return await guarded(result, phone.clock, steps(phone))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.load.http import call
-from tests.load.stack import Stack
+from tests.load.stack import Balancer, Stack
 from tests.load.targets import phone_address
 from tests.support.people import id_number
 
@@ -67,13 +67,39 @@ def new_account(rng: random.Random) -> Account:
     return Account(f"139{rng.randrange(10**8):08d}", rng.choice(NAMES), number, phone_address(rng))
 
 
-def phone_client(account: Account, result: JourneyResult) -> httpx.AsyncClient:
-    """The phone's HTTP client: its own source address, every request counted."""
+class AnyReplica(httpx.AsyncBaseTransport):
+    """Sends each request for a replicated service to the replica the balancer picks: a request
+    retried after a refused connection goes to another replica."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, balancer: Balancer) -> None:
+        self.inner = inner
+        self.balancer = balancer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        base = self.balancer.pick(request.url)
+        if base is None:
+            return await self.inner.handle_async_request(request)
+        to = httpx.URL(base)
+        request.url = request.url.copy_with(scheme=to.scheme, host=to.host, port=to.port)
+        request.headers["Host"] = to.netloc.decode("ascii")
+        response = await self.inner.handle_async_request(request)
+        self.balancer.answered[base] += 1
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def phone_client(account: Account, result: JourneyResult, balancer: Balancer | None = None) -> httpx.AsyncClient:
+    """The phone's HTTP client: its own source address, every request counted; with a `balancer`,
+    each request to a replicated service goes to the replica it picks."""
 
     async def count(_: httpx.Request) -> None:
         result.requests += 1
 
-    transport = httpx.AsyncHTTPTransport(local_address=account.address, retries=0)
+    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(local_address=account.address, retries=0)
+    if balancer is not None:
+        transport = AnyReplica(transport, balancer)
     return httpx.AsyncClient(transport=transport, timeout=15, event_hooks={"request": [count]})
 
 

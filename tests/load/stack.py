@@ -4,8 +4,10 @@ as the tests read them: tests/support/applicant.py `texted_code`), and monthly b
 (tests/load/billing.py)."""
 
 import asyncio
+import itertools
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from urllib.parse import urlsplit
@@ -100,6 +102,26 @@ async def staff_token(env: dict[str, str], identity: str, role: str, policy: Ret
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+class Balancer:
+    """Hands out a service's replicas in turn to every phone's requests, as one load balancer in
+    front of them would, and counts the answers each replica gave."""
+
+    def __init__(self, routes: dict[str, list[str]]) -> None:
+        """`routes`: service → every replica's base URL, the first the one a journey's URLs name."""
+        self.routes = routes
+        self.turns = {_origin(httpx.URL(urls[0])): itertools.cycle(urls) for urls in routes.values()}
+        self.answered: Counter[str] = Counter()  # base URL → answers
+
+    def pick(self, url: httpx.URL) -> str | None:
+        """The base URL of the replica that is to answer `url`; None: not a replicated service."""
+        turn = self.turns.get(_origin(url))
+        return next(turn) if turn is not None else None
+
+
 @dataclass
 class Stack:
     """Everything a journey talks to; `open()` creates the staff and the code reader's pool."""
@@ -113,9 +135,16 @@ class Stack:
     operator: dict[str, str] = field(default_factory=dict)
     codes: CodeReader | None = None
     biller: Biller | None = None
+    # service → the base URLs of its other replicas beside urls[service]: a journey's requests to the
+    # service go to any of them (tests/load/phone.py, AnyReplica). Empty: one replica each.
+    replicas: dict[str, list[str]] = field(default_factory=dict)
+    balancer: Balancer | None = None  # made by open() when there are replicas
 
     async def open(self) -> None:
         self.urls = {name: loopback_url(url) for name, url in self.urls.items()}
+        self.replicas = {name: [loopback_url(url) for url in urls] for name, urls in self.replicas.items()}
+        routes = {name: [self.urls[name], *urls] for name, urls in self.replicas.items() if urls}
+        self.balancer = Balancer(routes) if routes else None
         schema = self.env.get("NOTIFY_SCHEMA", "notify")
         self.codes = CodeReader(self.database_url, schema, self.env.get("DATABASE_ADMIN_URL") or None)
         await self.codes.open()
