@@ -38,15 +38,12 @@ def nearest_rank(samples: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-@dataclass
-class Result:
-    variant: str
+class Rated:
+    """A run's rate and latency percentiles (mixed into the runs of measure.py and report.py)."""
+
     events: int
-    transactions: int
     seconds: float
-    latencies: list[float] = field(default_factory=list)
-    rss_peak_delta: int = 0
-    heap_peak: int | None = None
+    latencies: list[float]
 
     @property
     def rate(self) -> float:
@@ -54,6 +51,17 @@ class Result:
 
     def percentile(self, q: float) -> float | None:
         return nearest_rank(self.latencies, q)
+
+
+@dataclass
+class Result(Rated):
+    variant: str
+    events: int
+    transactions: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    rss_peak_delta: int = 0
+    heap_peak: int | None = None
 
 
 @dataclass

@@ -12,24 +12,17 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from tests.bench.cpu import Cpu
-from tests.bench.measure import nearest_rank
+from tests.bench.measure import Rated
 
 
 @dataclass
-class Run:
+class Run(Rated):
     label: str
     events: int
     seconds: float
     cpu: Cpu = field(default_factory=Cpu)
     peak_rss: int | None = None  # bytes: VmHWM of a worker process, or None
     latencies: list[float] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("inf")
-
-    def percentile(self, q: float) -> float | None:
-        return nearest_rank(self.latencies, q)
 
 
 @dataclass

@@ -61,15 +61,21 @@ class ServiceProcess:
         raise RuntimeError(f"{self.name} not ready after {timeout} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process:
+            stop_process(self.process)
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+
+def stop_process(process: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM and a clean shutdown within 15 s, else SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from kernel.kafka import KafkaAccess
 from tests.support.applicant import eventually
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT, free_port, stop_process
 from tests.support.stack import VENV_PYTHON, LocalStack
 
 
@@ -50,13 +50,7 @@ class Replica:
         assert self.process.wait(10) == -signal.SIGKILL
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 def replica_environment(local: LocalStack) -> dict[str, str]:
