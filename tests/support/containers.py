@@ -1,25 +1,28 @@
 """The project's containers for tests (tests/containers): podman's Docker-compatible API for
 testcontainers; a compose deployment of deploy/compose.yaml of the test's own (its project name,
-free loopback ports, its volumes), removed again afterwards; deploy/k8s as data (the manifests by
+free loopback ports, its volumes; optionally several replicas of every service), removed again
+afterwards, and which replica's relay leads; deploy/k8s as data (the manifests by
 kind and name, a workload's environment as Kubernetes resolves it, the variables a service reads)
 and played with `podman kube play`.
 
 Images are built beforehand (deploy/containers/build.sh; `make test-containers` does)."""
 
 import base64
+import dataclasses
 import json
 import os
 import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import pytest
 import yaml  # type: ignore[import-untyped]
 from testcontainers.core.docker_client import DockerClient
@@ -87,6 +90,12 @@ class ComposeDeployment:
     database_url: str  # no user: each client logs in as its own role
     admin_url: str  # the cluster's administrator (compose.env's POSTGRES_ADMIN_PASSWORD)
     kafka_bootstrap: str
+    # service → its containers, one per replica (`<project>_<service>_<n>`, n from 1)
+    containers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def replica_urls(self, service: str) -> list[str]:
+        """Where each replica of `service` is published on the host, in the order of `containers`."""
+        return [published_url(name) for name in self.containers[service]]
 
     def client_env(self) -> dict[str, str]:
         """The environment of flexctl and the tests' own clients against it (shipped secrets, as
@@ -100,10 +109,35 @@ class ComposeDeployment:
         }
 
 
+# Replicas of a service cannot share a host port: each publishes 8000 on a free one podman picks
+# (`podman port` tells which). `!override` replaces compose.yaml's list instead of adding to it.
+REPLICATED = """    deploy: {{mode: replicated, replicas: {n}}}
+    ports: !override ["127.0.0.1::8000"]
+"""
+
+
+def _override(replicas: int, environment: Mapping[str, Mapping[str, str]]) -> str:
+    """A compose file over compose.yaml: `replicas` containers per service, and more settings."""
+    text = "services:\n"
+    for name in SERVICES:
+        text += f"  {name}:\n"
+        if replicas > 1:
+            text += REPLICATED.format(n=replicas)
+        if environment.get(name):
+            text += "    environment:\n"
+            text += "".join(f"      {k}: {json.dumps(v)}\n" for k, v in environment[name].items())
+    return text
+
+
 @contextmanager
-def compose_deployment(log_dir: Path) -> Iterator[ComposeDeployment]:
+def compose_deployment(
+    log_dir: Path, replicas: int = 1, environment: Mapping[str, Mapping[str, str]] | None = None
+) -> Iterator[ComposeDeployment]:
     """deploy/compose.yaml up under a project of its own on free ports (deploy/containers/compose.sh
-    up: waits for every /readyz), then down with its volumes."""
+    up: waits for every /readyz), then down with its volumes. With `replicas` > 1 every service runs
+    that many containers (compose's `deploy.replicas`), each published on a port of its own;
+    `environment`: service → settings added to its own. Both through an override file beside the
+    logs (COMPOSE_OVERRIDE)."""
     project = f"flexenroll-test-{uuid4().hex[:8]}"
     ports = {name: free_port() for name in (*SERVICES, "postgres", "kafka")}
     env = {
@@ -113,20 +147,80 @@ def compose_deployment(log_dir: Path) -> Iterator[ComposeDeployment]:
         **{f"{name.upper()}_PUBLISHED_PORT": str(port) for name, port in ports.items()},
         "ENROLLMENT_PUBLIC_URL": f"http://127.0.0.1:{ports['enrollment']}",
     }
+    if replicas > 1 or environment:
+        override = log_dir / "override.yaml"
+        override.write_text(_override(replicas, environment or {}))
+        env["COMPOSE_OVERRIDE"] = str(override)
+    containers = {name: [f"{project}_{name}_{n}" for n in range(1, replicas + 1)] for name in SERVICES}
     try:
         subprocess.run([COMPOSE_SH, "up"], env=env, check=True, timeout=1800)
+        urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
+        if replicas > 1:  # the first replicas' ports, picked by podman
+            urls = {name: published_url(names[0]) for name, names in containers.items()}
         yield ComposeDeployment(
             project=project,
-            urls={name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
+            urls=urls,
             database_url=f"postgresql://127.0.0.1:{ports['postgres']}/flexenroll",
             admin_url=f"postgresql://flexenroll:{local_secret('db', 'admin')}@127.0.0.1:{ports['postgres']}/flexenroll",
             kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
+            containers=containers,
         )
     finally:
-        for name in (*SERVICES, "roles", "topics", "postgres", "kafka"):  # kept for a failure's reader
-            with (log_dir / f"{name}.log").open("wb") as log:
-                subprocess.run(["podman", "logs", f"{project}_{name}_1"], stdout=log, stderr=subprocess.STDOUT)
+        logs = {name: f"{project}_{name}_1" for name in (*SERVICES, "roles", "topics", "postgres", "kafka")}
+        logs |= {f"{name}_{n}": f"{project}_{name}_{n}" for name in SERVICES for n in range(2, replicas + 1)}
+        for log_name, container_name in logs.items():  # kept for a failure's reader
+            with (log_dir / f"{log_name}.log").open("wb") as log:
+                subprocess.run(["podman", "logs", container_name], stdout=log, stderr=subprocess.STDOUT)
         subprocess.run([COMPOSE_SH, "down"], env={**env, "COMPOSE_VOLUMES": "remove"}, check=False, timeout=600)
+
+
+def published_url(container_name: str) -> str:
+    """The base URL a container's port 8000 is published at on the host."""
+    return f"http://{podman('port', container_name, '8000/tcp').splitlines()[0]}"
+
+
+def container_address(container_name: str) -> str:
+    """The container's address on its compose network (where the database sees it connect from)."""
+    return podman(
+        "inspect", container_name, "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    ).strip()
+
+
+def container_state(container_name: str) -> tuple[bool, int]:
+    """Whether the container runs, and how often its restart policy restarted it."""
+    running, restarts = podman("inspect", container_name, "--format", "{{.State.Running}} {{.RestartCount}}").split()
+    return running == "true", int(restarts)
+
+
+# The client addresses of the backends holding a service's relay lock,
+# `pg_try_advisory_lock(hashtext('<schema>.relay'))` (kernel/relay.py): a bigint key shows in
+# pg_locks as classid (high half) and objid (low half), objsubid 1. Containers each connect from
+# their own address, so the address tells the replica.
+RELAY_HOLDERS = """
+SELECT host(a.client_addr) AS address FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND (l.classid::text::bigint << 32 | l.objid::text::bigint) = hashtext($1)::bigint
+"""
+
+
+async def relay_leaders(deployment: ComposeDeployment) -> dict[str, list[str]]:
+    """For each service, the containers whose relay holds its lock (`[name]`: one leader; an
+    address of no container of the service shows as itself)."""
+    by_address = {container_address(name): name for names in deployment.containers.values() for name in names}
+    conn = await asyncpg.connect(deployment.admin_url)
+    try:
+        held = {s: [r["address"] for r in await conn.fetch(RELAY_HOLDERS, f"{s}.relay")] for s in SERVICES}
+    finally:
+        await conn.close()
+    return {s: [by_address.get(address, address) for address in addresses] for s, addresses in held.items()}
+
+
+def compose_env(name: str, path: Path = ROOT / "deploy" / "compose.env") -> str:
+    """A one-line setting of the env file the deployment was made with (deploy/compose.env)."""
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.partition("=")[2]
+    raise KeyError(f"{name} is not set in {path}")
 
 
 def machine_cas() -> list[str]:
