@@ -5,7 +5,7 @@ tests/chaos/faults.py strike, then a drain, then the checks of tests/chaos/check
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from contracts.topics import SERVICES
@@ -92,3 +92,16 @@ async def chaos_run(
     report.drained_in = await drained(stack, settings.drain_seconds)
     report.findings = await check_all(stack)
     return report
+
+
+def assert_nothing_lost(
+    journeys: Sequence[JourneyResult], expected: int, drained_in: float | None, findings: Sequence[Finding]
+) -> None:
+    """The verdict of a run under faults (the short chaos run, the scale-out tests): every journey
+    reached its state, everything drained, and every check held and counted something."""
+    lost = [(j.index, j.reached, j.error) for j in journeys if not j.ok]
+    assert len(journeys) == expected and not lost, lost
+    assert drained_in is not None, "outboxes and consumer lag did not drain"
+    failed = [(f.check, f.problems) for f in findings if not f.ok]
+    assert not failed, failed
+    assert all(f.counted > 0 for f in findings), [(f.check, f.counted) for f in findings]

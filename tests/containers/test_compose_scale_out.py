@@ -18,7 +18,7 @@ from contracts.topics import SERVICES
 from ops.broker_access import BrokerAdminSettings
 from tests.chaos.checks import Stack as CheckedStack
 from tests.chaos.checks import check_all
-from tests.chaos.run import PATIENT, drained
+from tests.chaos.run import PATIENT, assert_nothing_lost, drained
 from tests.load import phone
 from tests.load.journey import JourneyResult
 from tests.load.run import LoadRun, LoadSettings, run_load
@@ -135,9 +135,4 @@ def test_two_replicas_of_each_service_share_the_work_and_one_of_each_may_die(dep
     assert mid_load, "the load was over before the replicas were killed"
     # Still down, never restarted: the survivors alone finished the journeys.
     assert all(state == (False, 0) for state in states.values()), states
-    lost = [(j.index, j.reached, j.error) for j in journeys if not j.ok]
-    assert len(journeys) == LOAD.count and not lost, lost
-    assert drained_in is not None, "outboxes and consumer lag did not drain"
-    failed = [(f.check, f.problems) for f in findings if not f.ok]
-    assert not failed, failed
-    assert all(f.counted > 0 for f in findings), [(f.check, f.counted) for f in findings]
+    assert_nothing_lost(journeys, LOAD.count, drained_in, findings)

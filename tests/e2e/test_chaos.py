@@ -6,7 +6,7 @@ import asyncio
 
 from contracts.topics import SERVICES
 from tests.chaos.faults import BROKER, DATABASE, KILL, FaultPlan
-from tests.chaos.run import ChaosSettings, chaos_run
+from tests.chaos.run import ChaosSettings, assert_nothing_lost, chaos_run
 from tests.load.run import LoadSettings
 from tests.support.stack import running_stack
 
@@ -19,9 +19,4 @@ def test_nothing_is_lost_or_done_twice_through_kills_and_restarts() -> None:
         report = asyncio.run(chaos_run(local, ChaosSettings(LOAD, PLAN, seed=7)))
     struck = sorted(str(f.fault) for f in report.faults)
     assert struck == sorted([f"{KILL} {s}" for s in SERVICES] + [f"{BROKER} kafka", f"{DATABASE} postgresql"])
-    lost = [(j.index, j.reached, j.error) for j in report.lost_journeys]
-    assert len(report.journeys) == LOAD.count and not lost, lost
-    assert report.drained_in is not None, "outboxes and consumer lag did not drain"
-    failed = [(f.check, f.problems) for f in report.findings if not f.ok]
-    assert not failed, failed
-    assert all(f.counted > 0 for f in report.findings), [(f.check, f.counted) for f in report.findings]
+    assert_nothing_lost(report.journeys, LOAD.count, report.drained_in, report.findings)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from contracts.topics import SERVICES
 from tests.chaos.checks import Finding, check_all
-from tests.chaos.run import PATIENT, checked_stack, drained, environment
+from tests.chaos.run import PATIENT, assert_nothing_lost, checked_stack, drained, environment
 from tests.load.journey import JourneyResult
 from tests.load.run import LoadRun, LoadSettings, run_load
 from tests.load.stack import Stack as LoadStack
@@ -99,9 +99,4 @@ def test_two_replicas_share_the_work_and_one_of_each_may_die() -> None:
         drained_in, findings = asyncio.run(drain_and_check(local))
     assert all(killed.answered[url] > 0 for url in replicas), f"not every replica answered: {killed.answered}"
     assert killed.mid_load, "the load was over before the replicas were killed"
-    lost = [(j.index, j.reached, j.error) for j in journeys if not j.ok]
-    assert len(journeys) == LOAD.count and not lost, lost
-    assert drained_in is not None, "outboxes and consumer lag did not drain"
-    failed = [(f.check, f.problems) for f in findings if not f.ok]
-    assert not failed, failed
-    assert all(f.counted > 0 for f in findings), [(f.check, f.counted) for f in findings]
+    assert_nothing_lost(journeys, LOAD.count, drained_in, findings)
