@@ -107,4 +107,4 @@ compose-down:
 # Builds the images, then the journey against a compose deployment of the test's own (tests/containers).
 test-containers: $(VENV)/.installed
 	deploy/containers/build.sh
-	$(VENV)/bin/pytest -q -m containers tests/containers
+	TEST_TIME_LIMIT_SECONDS=900 $(VENV)/bin/pytest -q -m containers tests/containers

@@ -145,7 +145,8 @@ class _Body:
             return await self._receive()
         remaining = self.deadline - asyncio.get_running_loop().time()
         try:
-            message = await asyncio.wait_for(self._receive(), timeout=max(0.0, min(self.idle, remaining)))
+            async with asyncio.timeout(max(0.0, min(self.idle, remaining))):
+                message = await self._receive()
         except TimeoutError:
             self.refusal = request_timeout()
             raise _BodyRefused from None

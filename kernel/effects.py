@@ -329,10 +329,8 @@ class Dispatcher(Generic[E]):
 
     async def _settle_doubt(self, claim: Claim[E]) -> Next | None:
         try:
-            found = await asyncio.wait_for(
-                self.gateway.lookup(claim.effect, claim.first_attempt_at, claim.last_attempt_at),
-                self.policy.call_timeout_seconds,
-            )
+            async with asyncio.timeout(self.policy.call_timeout_seconds):
+                found = await self.gateway.lookup(claim.effect, claim.first_attempt_at, claim.last_attempt_at)
         except Exception as exc:
             self.observer.looked_up(claim, "error")
             log.warning("effect_lookup_failed", effect=self.table.name, key=str(claim.key), error=type(exc).__name__)
@@ -345,7 +343,8 @@ class Dispatcher(Generic[E]):
     async def _send(self, claim: Claim[E]) -> tuple[SendResult | None, str]:
         """The provider's answer, or None with a reason when the outcome is unknown."""
         try:
-            result = await asyncio.wait_for(self.gateway.send(claim.effect), self.policy.call_timeout_seconds)
+            async with asyncio.timeout(self.policy.call_timeout_seconds):
+                result = await self.gateway.send(claim.effect)
         except Exception as exc:
             log.warning("effect_outcome_unknown", effect=self.table.name, key=str(claim.key), error=type(exc).__name__)
             return None, "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__

@@ -162,9 +162,8 @@ class OutboxRelay:
             # only behind a full batch: after a short one the outbox is drained and the relay waits
             ahead = asyncio.create_task(self._read(batch.positions)) if len(batch.positions) >= self.batch_max else None
             try:
-                await asyncio.wait_for(
-                    send_all(self.producer, self.topic, batch.messages), self.publish_timeout_seconds
-                )
+                async with asyncio.timeout(self.publish_timeout_seconds):
+                    await send_all(self.producer, self.topic, batch.messages)
                 await self.pool.execute("DELETE FROM outbox WHERE position = ANY($1::bigint[])", batch.positions)
             except BaseException:
                 if ahead:  # sent before this batch's retry, it could overtake it
@@ -247,7 +246,8 @@ class OutboxRelay:
             # Fewer than a batch: every visible row was sent, no count(*) needed to say so.
             OUTBOX_BACKLOG.labels(self.store.producer).set(0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_seconds)
+                async with asyncio.timeout(self.idle_poll_seconds):
+                    await self._wakeup.wait()
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()

@@ -89,6 +89,18 @@ class Subscription:
     handlers: dict[str, Handler]
 
 
+async def cancel_and_wait(task: "asyncio.Task[Any]") -> None:
+    """Cancel `task` and wait until it has ended, cancelling again while it runs on. A
+    cancellation that arrives just as the awaited thing completes can be lost inside a library
+    (Python 3.11's `asyncio.wait_for` then returns the result instead), and one lost
+    cancellation of a loop that runs forever held a stop forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()  # retrieved: its end was wanted, whatever it was
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
@@ -276,9 +288,7 @@ class ServiceRuntime:
     async def stop(self) -> None:
         self._ready = False
         if self._coming_up is not None:  # still waiting for a dependency: stop waiting
-            self._coming_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._coming_up
+            await cancel_and_wait(self._coming_up)
             self._coming_up = None
         if self._broker is not None:
             await self._broker.stop()
@@ -286,8 +296,7 @@ class ServiceRuntime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
         for stopped in self._stopped_hooks:
             with contextlib.suppress(Exception):
@@ -305,7 +314,8 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             checks["database"] = await self.pool.fetchval("SELECT true") is True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.producer.client.fetch_all_metadata()
             checks["kafka"] = True
         return checks
 

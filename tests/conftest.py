@@ -21,7 +21,7 @@ from tests.support.infra import (
 from tests.support.postgres_log import remember_where_the_session_began
 
 # Shared fixtures, taken by name as parameters (e.g. `producer`).
-pytest_plugins = ["tests.support.kafka"]
+pytest_plugins = ["tests.support.kafka", "tests.support.watchdog"]
 
 # Every ServiceSettings built in a test, in-process or in a service process started by one,
 # reads this: services under test publish and subscribe on the test topics.

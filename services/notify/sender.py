@@ -67,7 +67,8 @@ class Sender:
                     handled = 0
                 if handled < self.policy.batch:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.policy.poll_seconds)
+                        async with asyncio.timeout(self.policy.poll_seconds):
+                            await self._wakeup.wait()
         finally:
             await self._unlisten()
 
