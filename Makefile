@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Services that `make up` starts; extend as they appear, e.g. make up SERVICES="identity enrollment".
-SERVICES ?= identity enrollment review payment notify
+SERVICES ?= identity enrollment review payment notify web
 # The stack's ports and run directory (deploy/local/README.md, "Stacks"): make up STACK=path/x.env,
 # else $FLEXENROLL_STACK, else deploy/local/stack.env. Every script reads the file it names.
 STACK ?= $(or $(FLEXENROLL_STACK),deploy/local/stack.env)
@@ -35,11 +35,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # The registration form PDF embeds a CJK font from Debian's packages.
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+# The web pages' tests drive Debian's Chromium with Playwright (tests/web); Playwright's own
+# browser downloads are never used.
+CHROMIUM := /usr/bin/chromium
 
 install: $(VENV)/.installed
 	@$(LOCAL)/postgres.sh install
 	@$(LOCAL)/kafka.sh install
 	@test -f $(CJK_FONT) || $(LOCAL)/apt.sh fonts-wqy-microhei
+	@test -x $(CHROMIUM) || $(LOCAL)/apt.sh chromium
 
 infra-up:
 	@$(LOCAL)/postgres.sh start

@@ -42,9 +42,9 @@ STAFF_ROLES: tuple[Role, ...] = ("reviewer", "operator")
 SCOPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # The services each role may use: a token's `aud` (README: "Services and what each owns").
 AUDIENCES: dict[Role, tuple[str, ...]] = {
-    "applicant": ("identity", "enrollment", "payment"),
-    "reviewer": ("identity", "enrollment", "review"),
-    "operator": ("identity", "enrollment", "review", "payment", "notify"),
+    "applicant": ("identity", "enrollment", "payment", "web"),
+    "reviewer": ("identity", "enrollment", "review", "web"),
+    "operator": ("identity", "enrollment", "review", "payment", "notify", "web"),
 }
 
 # The development key pair `make up` and the tests use: known to everyone, refused outside

@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +25,7 @@ def local_secret(purpose: str, principal: str) -> str:
     return f"{SHIPPED_SECRET_PREFIX}{purpose}-{principal}-not-a-secret"
 
 
-SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment": 8004, "notify": 8005}
+SERVICE_PORTS = {"identity": 8001, "enrollment": 8002, "review": 8003, "payment": 8004, "notify": 8005, "web": 8006}
 
 
 class ServiceSettings(BaseSettings):
@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Secrets that must be set outside development (web holds no database: services/web).
+    required_secrets: ClassVar[tuple[str, ...]] = ("db_password", "kafka_password")
 
     service: str = "flexenroll"
     # development: the shipped secrets are accepted; production: every secret must be set, and
@@ -133,7 +135,7 @@ class ServiceSettings(BaseSettings):
             if field.annotation == dict[str, SecretStr]:
                 for key, value in getattr(self, name).items():
                     secrets[f"{name}[{key}]"] = value
-        for name in ("db_password", "kafka_password"):
+        for name in self.required_secrets:
             if secrets.get(name) is None:
                 raise ValueError(f"{name.upper()} must be set outside development")
         for name, value in secrets.items():

@@ -22,6 +22,8 @@ from contracts.topics import SERVICES
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STACK_FILE = ROOT / "deploy" / "local" / "stack.env"
 LOOPBACK = ("127.0.0.1", "localhost")
+# What a stack runs on its ports: the five services and the web pages (services/web).
+PROCESSES = (*SERVICES, "web")
 
 
 class StackError(Exception):
@@ -43,12 +45,14 @@ class Stack(BaseSettings):
     review_port: int
     payment_port: int
     notify_port: int
+    web_port: int
     # Unset: the API's port + 1000, as the services themselves do.
     identity_metrics_port: int | None = None
     enrollment_metrics_port: int | None = None
     review_metrics_port: int | None = None
     payment_metrics_port: int | None = None
     notify_metrics_port: int | None = None
+    web_metrics_port: int | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -78,6 +82,10 @@ class Stack(BaseSettings):
             "IDENTITY_URL": self.url("identity"),
             "IDENTITY_NOTIFY_URL": self.url("notify"),
             "REVIEW_ENROLLMENT_URL": self.url("enrollment"),
+            "WEB_ENROLLMENT_URL": self.url("enrollment"),
+            "WEB_REVIEW_URL": self.url("review"),
+            "WEB_PAYMENT_URL": self.url("payment"),
+            "WEB_NOTIFY_URL": self.url("notify"),
             "ENROLLMENT_BLOB_ROOT": str(self.run_dir / "blobs"),
         }
         chosen = {name: environ.get(name) or value for name, value in values.items()}
@@ -129,7 +137,7 @@ def new_stack_file(path: Path, run_dir: Path | None = None) -> Path:
     """Write a stack file with free ports and its own run directory (default: `run` beside the file)."""
     run_dir = (run_dir or path.parent / "run").resolve()
     names = ["PGPORT", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT"]
-    names += [f"{s.upper()}_PORT" for s in SERVICES] + [f"{s.upper()}_METRICS_PORT" for s in SERVICES]
+    names += [f"{s.upper()}_PORT" for s in PROCESSES] + [f"{s.upper()}_METRICS_PORT" for s in PROCESSES]
     lines = [f"{name}={port}" for name, port in zip(names, free_ports(len(names)), strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     header = '# A local stack written by deploy/local/stack.py new (deploy/local/README.md, "Stacks").\n'

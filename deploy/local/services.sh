@@ -71,7 +71,8 @@ cmd_start() {
       cd "$ROOT"
       # What the stack derives for the services (an explicit environment variable won in stack_load);
       # not DATABASE_ADMIN_URL: services never act as the administrator.
-      export DATABASE_URL KAFKA_BOOTSTRAP IDENTITY_URL IDENTITY_NOTIFY_URL REVIEW_ENROLLMENT_URL ENROLLMENT_BLOB_ROOT
+      export DATABASE_URL KAFKA_BOOTSTRAP IDENTITY_URL IDENTITY_NOTIFY_URL REVIEW_ENROLLMENT_URL ENROLLMENT_BLOB_ROOT \
+        WEB_ENROLLMENT_URL WEB_REVIEW_URL WEB_PAYMENT_URL WEB_NOTIFY_URL
       PORT="$port" METRICS_PORT="$(metrics_port_of "$name")" exec setsid "$PY" -m "services.$name" \
         </dev/null >>"$RUN/$name.log" 2>&1
     ) &

@@ -8,14 +8,15 @@
 #   deploy/local/stack.sh env           every variable of the stack and every derived one, KEY=value
 #
 # Derived, unless set: DATABASE_URL, KAFKA_BOOTSTRAP, the URLs the services call each other by
-# (IDENTITY_URL, IDENTITY_NOTIFY_URL, REVIEW_ENROLLMENT_URL), ENROLLMENT_BLOB_ROOT, and, when
+# (IDENTITY_URL, IDENTITY_NOTIFY_URL, REVIEW_ENROLLMENT_URL, WEB_*_URL), ENROLLMENT_BLOB_ROOT, and, when
 # DATABASE_URL is this stack's own cluster, DATABASE_ADMIN_URL over its socket. ops/stack.py derives
 # the same for flexctl and the Python scripts (tests/unit/test_stack.py holds them to it).
 
-STACK_SERVICES=(identity enrollment review payment notify)
+STACK_SERVICES=(identity enrollment review payment notify web)
 STACK_REQUIRED=(FLEXENROLL_RUN_DIR PGPORT KAFKA_PORT KAFKA_CONTROLLER_PORT IDENTITY_PORT ENROLLMENT_PORT REVIEW_PORT
-  PAYMENT_PORT NOTIFY_PORT)
+  PAYMENT_PORT NOTIFY_PORT WEB_PORT)
 STACK_DERIVED=(DATABASE_URL DATABASE_ADMIN_URL KAFKA_BOOTSTRAP IDENTITY_URL IDENTITY_NOTIFY_URL REVIEW_ENROLLMENT_URL
+  WEB_ENROLLMENT_URL WEB_REVIEW_URL WEB_PAYMENT_URL WEB_NOTIFY_URL
   ENROLLMENT_BLOB_ROOT)
 
 stack_fail() {
@@ -68,6 +69,10 @@ stack_load() {
   : "${IDENTITY_URL:=http://127.0.0.1:$IDENTITY_PORT}"
   : "${IDENTITY_NOTIFY_URL:=http://127.0.0.1:$NOTIFY_PORT}"
   : "${REVIEW_ENROLLMENT_URL:=http://127.0.0.1:$ENROLLMENT_PORT}"
+  : "${WEB_ENROLLMENT_URL:=http://127.0.0.1:$ENROLLMENT_PORT}"
+  : "${WEB_REVIEW_URL:=http://127.0.0.1:$REVIEW_PORT}"
+  : "${WEB_PAYMENT_URL:=http://127.0.0.1:$PAYMENT_PORT}"
+  : "${WEB_NOTIFY_URL:=http://127.0.0.1:$NOTIFY_PORT}"
   : "${ENROLLMENT_BLOB_ROOT:=$FLEXENROLL_RUN_DIR/blobs}"
   # Only this stack's administrator can open its socket; an external database names its own.
   if [ -z "${DATABASE_ADMIN_URL:-}" ] && stack_local_database; then

@@ -113,14 +113,15 @@ def test_a_token_names_the_services_its_role_may_use() -> None:
     for role, audience in AUDIENCES.items():
         token = issue_token(Principal(uuid4(), role), DEV_KEY, 60)
         assert jwt.decode(token, options={"verify_signature": False})["aud"] == list(audience)
-        for service in ("identity", "enrollment", "review", "payment", "notify"):
+        for service in ("identity", "enrollment", "review", "payment", "notify", "web"):
             if service in audience:
                 assert read_token(token, KEYS, service).role == role
             else:
                 with pytest.raises(Unauthorized, match="invalid_token"):
                     read_token(token, KEYS, service)
-    assert AUDIENCES["applicant"] == ("identity", "enrollment", "payment")
-    assert AUDIENCES["reviewer"] == ("identity", "enrollment", "review")
+    # Every role uses the pages (services/web), which verify the token to know whom they greet.
+    assert AUDIENCES["applicant"] == ("identity", "enrollment", "payment", "web")
+    assert AUDIENCES["reviewer"] == ("identity", "enrollment", "review", "web")
     for missing in ("aud", "ver", "iss", "exp", "sub"):
         claims = _claims()
         del claims[missing]
