@@ -16,6 +16,10 @@ from kernel.revocation import RevocationList, http_fetcher, refresh_revocations
 from kernel.runtime import cancel_and_wait
 from kernel.web import install_http_shell, install_operational_routes
 from services.web.apis import SERVICES, ApiRefused, Apis, ApiUnavailable
+from services.web.applicant_routes import router as applicant_router
+from services.web.console_routes import router as console_router
+from services.web.dashboard_routes import router as dashboard_router
+from services.web.operator_routes import router as operator_router
 from services.web.pages import STATIC, redirect, render
 from services.web.routes import router
 from services.web.session import (
@@ -94,7 +98,8 @@ def build(settings: WebSettings | None = None, transport: httpx.AsyncBaseTranspo
 
     install_operational_routes(app, ready)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(router)
+    for pages in (router, applicant_router, console_router, operator_router, dashboard_router):
+        app.include_router(pages)
     return app
 
 

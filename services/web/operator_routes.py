@@ -1,0 +1,5 @@
+"""(being built: issue 12)"""
+
+from fastapi import APIRouter
+
+router = APIRouter()
