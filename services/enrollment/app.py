@@ -16,6 +16,7 @@ from services.enrollment.routes import _MULTIPART_SLACK, router
 from services.enrollment.rules import AgePolicy
 from services.enrollment.service import EnrollmentConfig, EnrollmentService
 from services.enrollment.settings import EnrollmentSettings
+from services.enrollment.stats_routes import router as stats_router
 from services.enrollment.verification_check import VerificationCheck
 
 
@@ -70,6 +71,7 @@ def build(
             app.state.verification_check = VerificationCheck(settings.identity_url)
 
     app.include_router(router)
+    app.include_router(stats_router)  # the operators' dashboard (issue 12)
     # A document upload is a multipart body up to the document's size (issue 9, "Bounded requests").
     max_bytes = settings.enrollment_document_max_bytes
     declare_body_limit(app, DOCUMENT_PATH, max_bytes + _MULTIPART_SLACK, refusal=too_large(max_bytes))

@@ -16,6 +16,7 @@ from services.payment.people import PeopleDirectory
 from services.payment.routes import MAX_NOTIFICATION_BYTES, NOTIFICATIONS_PATH, notification_too_large, router
 from services.payment.service import PaymentRules, PaymentService
 from services.payment.settings import PaymentSettings
+from services.payment.stats_routes import router as stats_router
 from services.payment.tariff import TariffBook
 from services.payment.withholding_routes import AGREEMENTS_PATH
 from services.payment.withholding_routes import router as withholding_router
@@ -86,6 +87,7 @@ def build(
     runtime.background = [collect, record_overdue]
     app.include_router(router)
     app.include_router(withholding_router)
+    app.include_router(stats_router)  # the operators' dashboard (issue 12)
     # A channel's notification: bounded like any JSON body, refused with the route's own code.
     for path in (NOTIFICATIONS_PATH, AGREEMENTS_PATH):
         declare_body_limit(app, path, MAX_NOTIFICATION_BYTES, refusal=notification_too_large())

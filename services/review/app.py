@@ -13,6 +13,7 @@ from services.review.routes import router
 from services.review.separation import SamePerson, identity_same_person
 from services.review.service import ReviewRules, ReviewService
 from services.review.settings import ReviewSettings
+from services.review.stats_routes import router as stats_router
 from services.review.workdays import WorkingCalendar
 
 
@@ -60,4 +61,5 @@ def build(
     app.state.same_person = same_person
 
     app.include_router(router)
+    app.include_router(stats_router)  # the operators' dashboard (issue 12)
     return app, runtime

@@ -90,12 +90,14 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     # Not possible in the app (guide Q7): every signed-in caller is told so.
     ("enrollment", "POST /v1/back-payments"): SIGNED_IN,
     ("enrollment", "POST /v1/suspensions"): SIGNED_IN,
+    ("enrollment", "GET /v1/stats/applications"): STAFF,  # the dashboard: aggregates only
     # review
     ("review", "GET /v1/cases"): STAFF,
     ("review", "GET /v1/cases/{case_id}"): only("reviewer_in", "city_reviewer", "operator"),
     ("review", "POST /v1/cases/{case_id}/decision"): only("reviewer_in", "city_reviewer"),
     ("review", "GET /v1/reason-codes"): STAFF,
     ("review", "GET /v1/agencies"): STAFF,
+    ("review", "GET /v1/stats/decisions"): STAFF,  # a bound reviewer: their agency's figures
     # payment
     ("payment", "PUT /v1/insured/{user_id}/tiers"): only("owner"),
     ("payment", "GET /v1/insured/{user_id}/bills"): only("owner", "operator"),
@@ -106,6 +108,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("payment", "GET /v1/refunds"): only("operator"),
     ("payment", "GET /v1/reconciliation/exceptions"): only("operator"),
     ("payment", "POST /v1/bills/lookup"): only("owner", "other", "operator"),
+    # The route admits reviewers too, but their tokens carry no `payment` audience (kernel.auth.AUDIENCES).
+    ("payment", "GET /v1/stats/settlements"): only("operator"),
     # notify
     ("notify", "GET /v1/sms"): only("operator"),
     ("notify", "GET /v1/sms/sink"): only("operator"),
