@@ -12,12 +12,11 @@ The current status of every application follows the rules of the status view (st
 latest attempt's review case and decision, `active` once a payment of the approved applicant
 settled), computed in SQL over the same facts rather than folding every application in Python."""
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import get_args
 
 from contracts.events.enrollment import EVENTS as ENROLLMENT_EVENTS
-from kernel.clock import SHANGHAI
+from kernel.clock import CalendarWindow
 from kernel.db import Executor
 from services.enrollment.status import ViewStatus
 
@@ -76,28 +75,7 @@ FROM judged GROUP BY 1
 """
 
 
-@dataclass(frozen=True)
-class Window:
-    """The last `days` calendar days of Changzhou up to `today`, both included."""
-
-    today: date
-    days: int
-
-    @property
-    def first_day(self) -> date:
-        return self.today - timedelta(days=self.days - 1)
-
-    def all_days(self) -> list[date]:
-        return [self.first_day + timedelta(days=i) for i in range(self.days)]
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start, end) of the window as instants: local midnights in Asia/Shanghai."""
-        start = datetime.combine(self.first_day, time(), SHANGHAI)
-        end = datetime.combine(self.today + timedelta(days=1), time(), SHANGHAI)
-        return start, end
-
-
-async def first_submissions(db: Executor, window: Window) -> dict[tuple[date, str], int]:
+async def first_submissions(db: Executor, window: CalendarWindow) -> dict[tuple[date, str], int]:
     """(day, residence district code) -> applications submitted for the first time that day."""
     start, end = window.bounds()
     rows = await db.fetch(_FIRST_SUBMISSIONS, start, end)

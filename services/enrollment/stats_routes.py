@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from contracts.reference import DistrictDirectory
 from kernel.auth import Principal, require_role
-from kernel.clock import today_in_changzhou
+from kernel.clock import CalendarWindow, today_in_changzhou
 from kernel.web import PROBLEM_RESPONSES
 from services.enrollment import stats
 from services.enrollment.reference import region_name
@@ -75,7 +75,7 @@ async def application_stats(
     _: Staff,
     days: Annotated[int, Query(ge=1, le=366, description="How many days, today (Asia/Shanghai) included.")] = 30,
 ) -> ApplicationStats:
-    window = stats.Window(today_in_changzhou(), days)
+    window = CalendarWindow(today_in_changzhou(), days)
     counts = await stats.first_submissions(svc.pool, window)
     by_status = await stats.by_status(svc.pool)
     directory: DistrictDirectory = request.app.state.enrollment_config.districts

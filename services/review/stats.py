@@ -5,10 +5,9 @@ Only counts leave this module: no applicant, no case id. Days are calendar days 
 rejection's reasons count once per rejected case and code. `agency_code` None: every agency's
 cases; a code: that agency's only (a reviewer bound to an agency sees its own figures)."""
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
-from kernel.clock import SHANGHAI
+from kernel.clock import CalendarWindow
 from kernel.db import Executor
 
 _DECISIONS = """
@@ -35,34 +34,15 @@ GROUP BY agency_code
 """
 
 
-@dataclass(frozen=True)
-class Window:
-    """The last `days` calendar days of Changzhou up to `today`, both included."""
-
-    today: date
-    days: int
-
-    @property
-    def first_day(self) -> date:
-        return self.today - timedelta(days=self.days - 1)
-
-    def all_days(self) -> list[date]:
-        return [self.first_day + timedelta(days=i) for i in range(self.days)]
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start, end) of the window as instants: local midnights in Asia/Shanghai."""
-        start = datetime.combine(self.first_day, time(), SHANGHAI)
-        end = datetime.combine(self.today + timedelta(days=1), time(), SHANGHAI)
-        return start, end
-
-
-async def decisions_by_day(db: Executor, window: Window, agency_code: str | None) -> dict[date, tuple[int, int]]:
+async def decisions_by_day(
+    db: Executor, window: CalendarWindow, agency_code: str | None
+) -> dict[date, tuple[int, int]]:
     """day -> (approved, rejected) decisions taken that day."""
     rows = await db.fetch(_DECISIONS, *window.bounds(), agency_code)
     return {r["day"]: (int(r["approved"]), int(r["rejected"])) for r in rows}
 
 
-async def rejection_reasons(db: Executor, window: Window, agency_code: str | None) -> dict[str, int]:
+async def rejection_reasons(db: Executor, window: CalendarWindow, agency_code: str | None) -> dict[str, int]:
     """reason code -> rejections within the window that gave it."""
     rows = await db.fetch(_REASONS, *window.bounds(), agency_code)
     return {r["code"]: int(r["n"]) for r in rows}

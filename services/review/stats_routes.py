@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from contracts.reference import DistrictDirectory
 from kernel.auth import Principal, require_role
-from kernel.clock import today_in_changzhou
+from kernel.clock import CalendarWindow, today_in_changzhou
 from kernel.web import PROBLEM_RESPONSES
 from services.review import stats
 from services.review.reasons import ReasonCatalogue
@@ -76,7 +76,7 @@ async def decision_stats(
     days: Annotated[int, Query(ge=1, le=366, description="How many days, today (Asia/Shanghai) included.")] = 30,
 ) -> DecisionStats:
     today = today_in_changzhou()
-    window = stats.Window(today, days)
+    window = CalendarWindow(today, days)
     scope = principal.scope if principal.role == "reviewer" else None  # as the queue's (routes._scope)
     decided = await stats.decisions_by_day(svc.pool, window, scope)
     reasons = await stats.rejection_reasons(svc.pool, window, scope)

@@ -7,17 +7,17 @@ site (and data:/blob: for the upload preview), frames from this site only (the P
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from kernel.clock import SHANGHAI
 from services.web.session import CSRF_FIELD, Visitor, finish
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+
 
 PAGE_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
