@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENV_FILE="${COMPOSE_ENV:-$ROOT/deploy/compose.env}"
 PROJECT="${COMPOSE_PROJECT:-flexenroll}"
-SERVICES=(identity enrollment review payment notify)
+SERVICES=(identity enrollment review payment notify web)
 READY_WAIT_S="${COMPOSE_READY_WAIT_SECONDS:-300}"
 compose=("$ROOT/.venv/bin/podman-compose" --env-file "$ENV_FILE" -p "$PROJECT" -f "$ROOT/deploy/compose.yaml")
 [ -n "${COMPOSE_OVERRIDE:-}" ] && compose+=(-f "$COMPOSE_OVERRIDE")

@@ -1,17 +1,21 @@
-"""deploy/compose.yaml run for real with podman: the images, the one-shot jobs, the five services,
-and an applicant's whole journey through them (register → approve → pay → active, with the
-decision's SMS), driven as tests/load drives it. `make test-containers` builds the images first;
+"""deploy/compose.yaml run for real with podman: the images, the one-shot jobs, the five services
+and the web pages (services/web: its front page, log-in page and stylesheet from the image, with the
+pages' Content-Security-Policy), and an applicant's whole journey through them (register → approve →
+pay → active, with the decision's SMS), driven as tests/load drives it. `make test-containers` builds the images first;
 `make test` leaves these tests out (marker `containers`)."""
 
 import random
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 from testcontainers.core.docker_client import DockerClient
 
 from contracts.topics import SERVICES
+from services.web.pages import PAGE_CONTENT_SECURITY_POLICY
 from tests.load.billing import Biller
 from tests.load.journey import pipeline, register
 from tests.load.phone import Clock, JourneyResult, Phone, new_account, phone_client
@@ -23,7 +27,9 @@ from tests.support.containers import (
     compose_deployment,
     machine_cas,
     podman_api,
+    published_url,
 )
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.containers
 
@@ -34,10 +40,22 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerClient]:
         yield client
 
 
+WEB = "web"  # not one of contracts.topics.SERVICES: it owns no data and no topic
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeDeployment]:
-    with compose_deployment(tmp_path_factory.mktemp("compose")) as running:
-        yield running
+    logs = tmp_path_factory.mktemp("compose")
+    with pytest.MonkeyPatch.context() as patch:
+        # compose_deployment picks free ports for the five services; web's too, clear of compose.env's.
+        patch.setenv("WEB_PUBLISHED_PORT", str(free_port()))
+        with compose_deployment(logs) as running:
+            try:
+                yield running
+            finally:  # kept for a failure's reader, before compose_deployment removes the container
+                with (logs / f"{WEB}.log").open("wb") as log:
+                    name = f"{running.project}_{WEB}_1"
+                    subprocess.run(["podman", "logs", name], stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture
@@ -65,7 +83,7 @@ def test_the_deployment_runs_as_compose_describes_it(docker: DockerClient, deplo
     by_service = {c.labels["com.docker.compose.service"]: c.attrs for c in containers}
     for job in ("roles", "topics"):
         assert by_service[job]["State"]["ExitCode"] == 0, f"{job} failed"
-    for name in SERVICES:
+    for name in (*SERVICES, WEB):
         attrs = by_service[name]
         assert attrs["State"]["Running"], f"{name} is not running"
         assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
@@ -103,3 +121,21 @@ async def test_an_applicant_goes_from_registration_to_active_with_the_decision_t
     assert result.reached == "active"
     assert {"sms_sent", "approved", "billed"} <= result.marks.keys()
     assert result.sms_after_decision is not None
+
+
+def test_the_web_pages_answer_with_their_security_policy(deployment: ComposeDeployment) -> None:
+    """The front page and the log-in page (templates of the image) and the stylesheet (its static
+    files) through compose's published port, with the pages' own Content-Security-Policy; ready
+    (/readyz) only because the five APIs answer it by their compose names."""
+    base = published_url(f"{deployment.project}_{WEB}_1")
+    with httpx.Client(base_url=base, timeout=10.0) as http:
+        assert http.get("/readyz").status_code == 200
+        for path in ("/", "/login"):
+            page = http.get(path)
+            assert page.status_code == 200, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert page.headers["content-security-policy"] == PAGE_CONTENT_SECURITY_POLICY, path
+            assert "<html" in page.text.lower(), path
+        style = http.get("/static/web.css")
+        assert style.status_code == 200
+        assert style.headers["content-type"].startswith("text/css")
