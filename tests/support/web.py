@@ -16,7 +16,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, syn
 from tests.support.applicant import running_system
 from tests.support.processes import ROOT, ServiceProcess
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# Debian's package (make install); FLEXENROLL_CHROMIUM only for another build of the same browser.
+CHROMIUM = Path(os.environ.get("FLEXENROLL_CHROMIUM") or "/usr/bin/chromium")
 # Chromium on this machine: no sandbox as root, nothing fetched from the network it cannot reach.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -56,6 +57,8 @@ def web_system(e2e_env: dict[str, str], log_dir: Path, label: str) -> Iterator[d
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        raise RuntimeError(f"no {CHROMIUM}: `make install` installs Debian's chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
