@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from contracts.documents import DOCUMENT_KINDS
 from contracts.http import DOCUMENT_PATH
 from kernel.audit import client_of
 from kernel.auth import CurrentPrincipal, Principal, require_role
@@ -18,7 +19,7 @@ from kernel.problems import Problem, Refused
 from kernel.web import PROBLEM_RESPONSES, StrictBody, correlation_id, problem_responses
 from services.enrollment.documents import too_large
 from services.enrollment.reference import Notice
-from services.enrollment.rules import DOCUMENT_KINDS, Choices
+from services.enrollment.rules import Choices
 from services.enrollment.service import EnrollmentService
 from services.enrollment.status import StatusView
 from services.enrollment.verification_check import VerificationCheck, pending

@@ -9,6 +9,7 @@ from datetime import date
 
 from stdnum import numdb
 
+from contracts.documents import DOCUMENT_LABELS, REQUIRED_DOCUMENTS
 from contracts.events.base import CHANGZHOU_PREFIX, JIANGSU_PREFIX
 from contracts.reference import DistrictDirectory
 from kernel.problems import Refused
@@ -17,15 +18,6 @@ from services.enrollment.ages import Gender, Mode, has_reached, upper_limit
 PENSION_TIERS = frozenset({1, 2, 3, 4, 5})
 MEDICAL_TIERS = frozenset({5})
 HOUSEHOLD_KINDS = ("changzhou", "jiangsu_resident")
-
-DOCUMENT_LABELS = {
-    "id_card_front": "身份证正面",
-    "id_card_back": "身份证反面",
-    "hukou_first_page": "户口簿首页",
-    "hukou_own_page": "户口簿本人页",
-    "residence_permit": "居住证",
-}
-DOCUMENT_KINDS = tuple(DOCUMENT_LABELS)
 
 
 @dataclass(frozen=True)
@@ -103,13 +95,6 @@ def check_age(birth: date, gender: Gender, today: date, policy: AgePolicy) -> No
         )
 
 
-# Guide PART-6 with Q2 ("本市户籍或居住地为本市的我省户籍人员"): both ID card sides; a Changzhou
-# household proves itself with the household register's first and own page, a Jiangsu household
-# from another city proves residence in Changzhou with the residence permit (居住证).
-REQUIRED_DOCUMENTS: dict[str, tuple[str, ...]] = {
-    "changzhou": ("id_card_front", "id_card_back", "hukou_first_page", "hukou_own_page"),
-    "jiangsu_resident": ("id_card_front", "id_card_back", "residence_permit"),
-}
 _WHO = {"changzhou": "本市户籍人员", "jiangsu_resident": "居住地为本市的我省外市户籍人员"}
 
 

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from contracts.documents import DOCUMENT_LABELS
 from contracts.envelope import Envelope
 from contracts.events import topic_of
 from contracts.events.base import Event
@@ -35,7 +36,6 @@ from contracts.events.identity import UserVerified
 from contracts.events.notify import SmsFailed, SmsSent
 from contracts.events.payment import ContributionAccountOpened, PaymentSettled
 from contracts.upcasting import decode
-from services.enrollment.rules import DOCUMENT_LABELS
 
 ViewStatus = Literal["draft", "submitted", "under_review", "approved", "rejected", "active"]
 

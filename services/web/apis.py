@@ -33,7 +33,12 @@ class ApiRefused(Exception):
 
 
 class ApiUnavailable(Exception):
-    """The service did not answer, or answered 5xx: the visitor may try again later."""
+    """The service did not answer, or answered 5xx: the visitor may try again later. `code` is
+    the service's own when it said one (e.g. 503 `verification_pending`), else empty."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Apis:
@@ -77,15 +82,20 @@ class Apis:
             answer = await self.client(service).request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"{service}: {type(exc).__name__}") from exc
+        if answer.status_code < 400:
+            return answer
+        problem = _problem(answer)
         if answer.status_code >= 500:
-            raise ApiUnavailable(f"{service}: {answer.status_code}")
-        if answer.status_code >= 400:
-            try:
-                problem = answer.json()
-            except ValueError:
-                problem = {"code": "refused", "detail": ""}
-            raise ApiRefused(answer.status_code, problem if isinstance(problem, dict) else {})
-        return answer
+            raise ApiUnavailable(f"{service}: {answer.status_code}", str(problem.get("code", "")))
+        raise ApiRefused(answer.status_code, problem)
 
     async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         return (await self.call(service, method, path, **kwargs)).json()
+
+
+def _problem(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        problem = answer.json()
+    except ValueError:
+        return {"code": "refused", "detail": ""}
+    return problem if isinstance(problem, dict) else {}

@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kernel.logging import get_logger
 from kernel.revocation import RevocationList, http_fetcher, refresh_revocations
 from kernel.runtime import cancel_and_wait
-from kernel.web import install_http_shell, install_operational_routes
+from kernel.web import declare_body_limit, install_http_shell, install_operational_routes
 from services.web.apis import SERVICES, ApiRefused, Apis, ApiUnavailable
+from services.web.applicant_routes import UPLOAD_PATH
 from services.web.applicant_routes import router as applicant_router
 from services.web.console_routes import router as console_router
 from services.web.dashboard_routes import router as dashboard_router
@@ -84,6 +85,8 @@ def build(settings: WebSettings | None = None, transport: httpx.AsyncBaseTranspo
         body_timeout_seconds=settings.http_body_timeout_seconds,
         body_min_rate=settings.http_body_min_rate,
     )
+    # A document passes through the pages on its way to enrollment (applicant_routes.py).
+    declare_body_limit(app, UPLOAD_PATH, settings.web_upload_max_bytes)
     _install_error_pages(app)
 
     async def ready() -> dict[str, bool]:

@@ -17,6 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
+from contracts.documents import DOCUMENT_LABELS
 from contracts.reference import load_districts
 from kernel.asgi import CORRELATION_HEADER
 from kernel.clock import today_in_changzhou
@@ -164,7 +165,7 @@ async def decide(
 async def document(
     request: Request, visitor: Staff, application_id: UUID, kind: str, download: bool = False
 ) -> Response:
-    if kind not in views.DOCUMENT_LABELS:
+    if kind not in DOCUMENT_LABELS:
         raise HTTPException(404)
     upstream = await _open_document(request, visitor, f"/v1/applications/{application_id}/documents/{kind}")
     chunks = upstream.aiter_bytes()

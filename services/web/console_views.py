@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from contracts.documents import DOCUMENT_LABELS
 from contracts.reference import DistrictDirectory
 
 IsWorkday = Callable[[date], bool]
@@ -23,13 +24,6 @@ DEFAULT_PAGE_SIZE = 20
 MAX_OFFSET = 1_000_000  # review's own bound on `offset`
 NOTE_MAX = 200  # review's bound on a reason's text (it goes into the SMS)
 
-DOCUMENT_LABELS = {
-    "id_card_front": "身份证正面",
-    "id_card_back": "身份证反面",
-    "hukou_first_page": "户口簿首页",
-    "hukou_own_page": "户口簿本人页",
-    "residence_permit": "居住证",
-}
 HOUSEHOLD_KINDS = {"changzhou": "本市户籍", "jiangsu_resident": "省内外市户籍、居住地为本市"}
 GENDERS = {"male": "男", "female": "女"}
 DECISIONS = {"approved": "审核通过", "rejected": "审核不通过"}

@@ -25,6 +25,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from contracts.documents import DOCUMENT_KINDS
 from contracts.envelope import Envelope
 from contracts.events.base import Event, mask_id_number
 from contracts.events.enrollment import ApplicationApproved, EnrollmentSubmitted
@@ -35,7 +36,6 @@ from kernel.runtime import OpenStorage
 from kernel.settings import ServiceSettings
 from services.enrollment import projections as enrollment_projections
 from services.enrollment.app import build as build_enrollment
-from services.enrollment.rules import DOCUMENT_KINDS
 from services.enrollment.settings import EnrollmentSettings
 from services.identity.app import build as build_identity
 from services.identity.settings import IdentitySettings

@@ -115,3 +115,14 @@ async def test_a_tampered_session_is_no_session(web: httpx.AsyncClient, identity
     page = await web.get("/")  # signed in, it would send the applicant on to /me
     assert page.status_code == 200 and 'href="/login"' in page.text
     assert f'{SESSION_COOKIE}=""' in page.headers["set-cookie"]  # dropped, not kept
+
+
+async def test_a_document_may_be_larger_than_a_form_and_no_larger_than_its_limit(web: httpx.AsyncClient) -> None:
+    photo = {"file": ("id.jpg", b"\xff\xd8" + b"0" * 2_000_000, "image/jpeg")}
+    path = "/me/applications/00000000-0000-0000-0000-000000000001/documents/id_card_front"
+    through = await web.post(path, files=photo, data={"csrf": "x"})
+    assert through.status_code != 413  # past the limit check: refused for its missing session/CSRF instead
+    too_large = await web.post("/login", files=photo, data={"csrf": "x"})
+    assert too_large.status_code == 413
+    huge = {"file": ("id.jpg", b"0" * (WebSettings().web_upload_max_bytes + 1), "image/jpeg")}
+    assert (await web.post(path, files=huge)).status_code == 413

@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from contracts.documents import REQUIRED_DOCUMENTS
 from contracts.envelope import Envelope
 from contracts.events.base import Event, Sealed
 from contracts.events.enrollment import ApplicationApproved, ApplicationRejected, ApplicationUnderReview
@@ -16,7 +17,7 @@ from kernel.personal import new_data_key, open_sealed, seal
 from kernel.problems import Problem
 from services.enrollment import domain
 from services.enrollment.domain import Application, Person
-from services.enrollment.rules import REQUIRED_DOCUMENTS, AgePolicy, Choices, missing_documents
+from services.enrollment.rules import AgePolicy, Choices, missing_documents
 from services.enrollment.service import registration_data
 
 DISTRICTS = load_districts()
