@@ -9,7 +9,10 @@ topic prefix and a consumer-group prefix this module gives:
   events topic (dead-letter retry, republish), READ and DESCRIBE on every consumer group (lag);
   no cluster rights;
 - `subscriber` (downstream readers, contracts/example_subscriber.py): READ and DESCRIBE on every
-  events topic, READ on its groups `<group prefix>subscriber.*`.
+  events topic, READ on its groups `<group prefix>subscriber.*`;
+- `web` (the operators' pages, services/web/operator_routes.py): READ and DESCRIBE on every events
+  and dead-letter topic (dead-letter counts, an application's history), DESCRIBE on every consumer
+  group (lag); no WRITE anywhere, no group of its own (it reads without joining one).
 
 `make infra-up` runs it after creating the topics (deploy/local/topics.py), the tests for their
 session's prefixes (tests/conftest.py). An operator creates a downstream team's principal with
@@ -52,7 +55,8 @@ from kernel.settings import (
 
 ADMIN = "admin"
 OPERATOR = "flexctl"
-PRINCIPALS = (*SERVICES, OPERATOR, SUBSCRIBER)
+WEB = "web"
+PRINCIPALS = (*SERVICES, OPERATOR, SUBSCRIBER, WEB)
 SCRAM_ITERATIONS = 8192
 TIMEOUT_S = 30.0
 
@@ -114,6 +118,7 @@ def group_bindings(group_prefix: str) -> list[AclBinding]:
     return [
         *(b for svc in SERVICES for b in allow(svc, GROUP, f"{group_prefix}{svc}.", PREFIXED, READ)),
         *_every_group(OPERATOR, group_prefix, READ, DESCRIBE),
+        *_every_group(WEB, group_prefix, DESCRIBE),
         *allow(SUBSCRIBER, GROUP, f"{group_prefix}{SUBSCRIBER_GROUP_PREFIX}", PREFIXED, READ),
     ]
 
@@ -130,6 +135,8 @@ def topic_bindings(topic_prefix: str) -> list[AclBinding]:
         bindings += allow(OPERATOR, TOPIC, events, LITERAL, READ, DESCRIBE, WRITE)
         bindings += allow(OPERATOR, TOPIC, topic_prefix + dlq_topic(svc), LITERAL, READ, DESCRIBE)
         bindings += allow(SUBSCRIBER, TOPIC, events, LITERAL, READ, DESCRIBE)
+        for readable in (events, topic_prefix + dlq_topic(svc)):
+            bindings += allow(WEB, TOPIC, readable, LITERAL, READ, DESCRIBE)
     return bindings
 
 
@@ -209,7 +216,7 @@ def provision_command(
     topic_prefix: Annotated[str, typer.Option(help="TOPIC_PREFIX of the environment")] = "",
     group_prefix: Annotated[str, typer.Option(help="CONSUMER_GROUP_PREFIX of the environment")] = "",
 ) -> None:
-    """Development only: every service, flexctl and subscriber with its shipped secret, and their ACLs."""
+    """Development only: every service, flexctl, subscriber and web with its shipped secret, and their ACLs."""
     settings = BrokerAdminSettings()
     if settings.environment != "development":
         typer.echo("provision gives the shipped development secrets: development only", err=True)

@@ -18,6 +18,7 @@ from services.payment.service import PaymentRules, PaymentService
 from services.payment.settings import PaymentSettings
 from services.payment.stats_routes import router as stats_router
 from services.payment.tariff import TariffBook
+from services.payment.tariff_routes import router as tariff_router
 from services.payment.withholding_routes import AGREEMENTS_PATH
 from services.payment.withholding_routes import router as withholding_router
 from services.payment.withholding_service import COLLECTIONS
@@ -88,6 +89,7 @@ def build(
     app.include_router(router)
     app.include_router(withholding_router)
     app.include_router(stats_router)  # the operators' dashboard (issue 12)
+    app.include_router(tariff_router)  # the tiers' amounts for the applicant's choice (issue 12)
     # A channel's notification: bounded like any JSON body, refused with the route's own code.
     for path in (NOTIFICATIONS_PATH, AGREEMENTS_PATH):
         declare_body_limit(app, path, MAX_NOTIFICATION_BYTES, refusal=notification_too_large())

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from contracts.documents import DOCUMENT_LABELS
 from contracts.reference import DistrictDirectory, load_districts
+from kernel.clock import today_in_changzhou
 from kernel.web import correlation_id
 from services.web import applicant_views as views
 from services.web.apis import ApiRefused, Apis, ApiUnavailable
@@ -186,11 +187,28 @@ async def agree_to_notice(
     return redirect(request, f"/me/apply?notice={quote(version, safe='')}")
 
 
-def _apply_page(request: Request, visitor: Visitor, notice: str, status: int = 200, **context: Any) -> Response:
+async def _tariff(request: Request, visitor: Visitor) -> dict[str, Any] | None:
+    """This year's tariff from payment (GET /v1/tariffs/{year}); None when the operator has not
+    set it or payment does not answer: the page then promises the amounts on the bill instead."""
+    year = today_in_changzhou().year
+    try:
+        tariff: dict[str, Any] = await _call(request, visitor, "payment", "GET", f"/v1/tariffs/{year}")
+    except (ApiRefused, ApiUnavailable):
+        return None
+    return tariff
+
+
+def _amounts(tariff: dict[str, Any] | None, insurance: str) -> dict[int, int] | None:
+    return {int(t["tier"]): int(t["monthly_fen"]) for t in tariff[insurance]} if tariff else None
+
+
+async def _apply_page(request: Request, visitor: Visitor, notice: str, status: int = 200, **context: Any) -> Response:
+    tariff = await _tariff(request, visitor)
     values: dict[str, Any] = {
         "notice_version": notice,
-        "pension_options": views.tier_options(views.PENSION_TIERS),
-        "medical_options": views.tier_options(views.MEDICAL_TIERS),
+        "tariff": tariff,
+        "pension_options": views.tier_options(views.PENSION_TIERS, _amounts(tariff, "pension")),
+        "medical_options": views.tier_options(views.MEDICAL_TIERS, _amounts(tariff, "medical")),
         "households": views.HOUSEHOLD_LABELS,
         "districts": DISTRICTS.districts,
         "chosen": {"pension_tier": "3", "medical_tier": "5", "household_kind": "changzhou",
@@ -205,7 +223,7 @@ def _apply_page(request: Request, visitor: Visitor, notice: str, status: int = 2
 async def apply_page(request: Request, visitor: Applicant, notice: str = "") -> Response:
     if not notice:  # PART-4 comes first: the notice, agreed to
         return redirect(request, "/me/notice")
-    return _apply_page(request, visitor, notice[:40])
+    return await _apply_page(request, visitor, notice[:40])
 
 
 @router.post("/me/apply", dependencies=[CsrfChecked])
@@ -232,14 +250,14 @@ async def apply(
             "residence_district_code": residence_district_code,
         }
     except ValueError:
-        return _apply_page(request, visitor, notice_version, 422, chosen=chosen, error="请选择有效的缴费档次。")
+        return await _apply_page(request, visitor, notice_version, 422, chosen=chosen, error="请选择有效的缴费档次。")
     try:
         created = await _open_application(request, visitor, body)
     except ApiRefused as exc:
-        return _apply_page(request, visitor, notice_version, _status_code(exc), chosen=chosen, error=exc.detail)
+        return await _apply_page(request, visitor, notice_version, _status_code(exc), chosen=chosen, error=exc.detail)
     except ApiUnavailable:
         error = "实名认证信息正在同步或系统繁忙，请稍后再次提交。"
-        return _apply_page(request, visitor, notice_version, 503, chosen=chosen, error=error)
+        return await _apply_page(request, visitor, notice_version, 503, chosen=chosen, error=error)
     return redirect(request, f"/me/applications/{created['application_id']}/documents")
 
 

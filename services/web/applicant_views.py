@@ -66,9 +66,9 @@ class TierOption:
 
 
 def tier_options(tiers: Iterable[int], tariff: Mapping[int, int] | None = None) -> list[TierOption]:
-    """无 first, then each tier with its monthly amount from `tariff` (integer fen) when given.
-    No service publishes the year's tariff to the pages yet: the amounts are then None and the
-    page says the bill will state them, rather than showing numbers it made up."""
+    """无 first, then each tier with its monthly amount from `tariff` (integer fen: payment's
+    GET /v1/tariffs/{year}); without one the amounts are None and the page says the bill will
+    state them, rather than showing numbers it made up."""
     known = tariff or {}
     return [TierOption("", "无", None)] + [TierOption(str(t), tier_label(t), known.get(t)) for t in sorted(tiers)]
 

@@ -110,6 +110,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("payment", "POST /v1/bills/lookup"): only("owner", "other", "operator"),
     # The route admits reviewers too, but their tokens carry no `payment` audience (kernel.auth.AUDIENCES).
     ("payment", "GET /v1/stats/settlements"): only("operator"),
+    # The year's amounts per tier: whoever uses payment (reviewers' tokens do not name it).
+    ("payment", "GET /v1/tariffs/{year}"): only("owner", "other", "operator"),
     # notify
     ("notify", "GET /v1/sms"): only("operator"),
     ("notify", "GET /v1/sms/sink"): only("operator"),
@@ -204,6 +206,7 @@ def world(e2e_env: dict[str, str], log_dir: Path) -> Iterator[World]:
             "sms_id": sms,
             "channel": "wechat",
             "applicant_id": owner.user_id,
+            "year": "2027",
         }
         yield World(system, headers, values)
 

@@ -13,6 +13,7 @@ over the real broker and database:
   field is refused 403 with nothing called (the person stays unverified)."""
 
 import re
+import tomllib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from kernel.clock import today_in_changzhou
 from tests.support import documents
 from tests.support.applicant import PASSWORD, Person, eventually, texted_code
 from tests.support.payment import channel_env, issue_bills, make_keys, wechat
@@ -38,6 +40,7 @@ from tests.support.web_applicant import (
     yuan,
 )
 
+TARIFFS = Path(__file__).resolve().parents[2] / "services" / "payment" / "tariffs"
 KEYS = make_keys()  # payment trusts these: the test signs WeChat Pay's notification with them
 
 
@@ -114,6 +117,10 @@ def test_an_applicant_goes_from_registration_to_a_submitted_application(
     page.get_by_role("button", name="同意并继续").click()
     expect(page).to_have_url(re.compile(r"/me/apply\?notice="))
 
+    # Each tier with its monthly amount from the year's tariff file (payment GET /v1/tariffs/{year}).
+    tariff = tomllib.loads((TARIFFS / f"{today_in_changzhou().year}.toml").read_text(encoding="utf-8"))
+    expect(page.locator("label[for=pension_tier-3]")).to_contain_text(f"每月 {yuan(tariff['pension']['3'])}")
+    expect(page.locator("label[for=medical_tier-5]")).to_contain_text(f"每月 {yuan(tariff['medical']['5'])}")
     page.locator("#pension_tier-3").check()
     page.locator("#medical_tier-5").check()
     page.get_by_label("本市户籍", exact=True).check()

@@ -15,7 +15,7 @@ from contracts.access import SUBSCRIBER, SUBSCRIBES, owner_of
 from contracts.topics import DLQ_TOPICS, EVENT_TOPICS, NOTIFY_EVENTS, REVIEW_EVENTS, SERVICES
 from kernel.runtime import ServiceRuntime, Subscription
 from kernel.settings import ServiceSettings, local_secret
-from ops.broker_access import OPERATOR, group_bindings, topic_bindings
+from ops.broker_access import OPERATOR, PRINCIPALS, WEB, group_bindings, topic_bindings
 
 PREFIX = "env."
 Grant = tuple[str, object, str]  # principal, operation (AclOperation), topic
@@ -69,6 +69,20 @@ def test_operators_and_the_subscriber_have_their_own_rights() -> None:
     assert ("User:flexctl", "*", ResourcePatternType.LITERAL) in {
         (b.principal, b.name, b.resource_pattern_type) for b in group_bindings("")
     }
+
+
+def test_web_may_read_and_describe_every_topic_and_group_but_never_write() -> None:
+    every_topic = {*EVENT_TOPICS, *DLQ_TOPICS}
+    assert WEB in PRINCIPALS  # provisioned with the others (make infra-up, the tests' session)
+    assert topics_of(WEB, AclOperation.READ) == every_topic  # dead-letter counts, history
+    assert topics_of(WEB, AclOperation.DESCRIBE) == every_topic
+    assert {op for who, op, _ in GRANTS if who == WEB} == {AclOperation.READ, AclOperation.DESCRIBE}
+    for prefix, name, pattern in (("g.", "g.", ResourcePatternType.PREFIXED), ("", "*", ResourcePatternType.LITERAL)):
+        of_web = [b for b in group_bindings(prefix) if b.principal == f"User:{WEB}"]
+        # lag only: DESCRIBE (offsets), not READ (joining or committing for a group)
+        assert [(b.name, b.resource_pattern_type, b.operation) for b in of_web] == [
+            (name, pattern, AclOperation.DESCRIBE)
+        ]
 
 
 def test_a_service_may_not_subscribe_to_a_topic_it_is_not_listed_for() -> None:

@@ -206,7 +206,7 @@ def test_the_bills_page_shows_amounts_as_yuan_and_every_form_carries_the_csrf_fi
     )  # fmt: skip
     assert "1,950.00 元" in html and "已逾期" in html and "2026年3月" in html
     apply = page(
-        "apply.html", notice_version="2020-12", pension_options=views.tier_options(views.PENSION_TIERS),
+        "apply.html", notice_version="2020-12", tariff=None, pension_options=views.tier_options(views.PENSION_TIERS),
         medical_options=views.tier_options(views.MEDICAL_TIERS), households=views.HOUSEHOLD_LABELS,
         districts=load_districts().districts, error=None,
         chosen={"pension_tier": "3", "medical_tier": "5", "household_kind": "changzhou",
