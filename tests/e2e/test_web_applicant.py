@@ -29,7 +29,7 @@ from tests.support.applicant import PASSWORD, Person, eventually, texted_code
 from tests.support.payment import channel_env, issue_bills, make_keys, wechat
 from tests.support.people import id_number
 from tests.support.processes import ServiceProcess
-from tests.support.web import PHONE, chromium, phone_context, shoot, web_system
+from tests.support.web import PHONE, chromium, desktop_context, phone_context, shoot, web_system
 from tests.support.web_applicant import (
     bills_of,
     decided_person,
@@ -90,7 +90,7 @@ def _upload(page: Page, kind: str, name: str, content: bytes, mime: str) -> None
     expect(page.locator(f"#{kind} .badge")).to_have_text("已上传")
 
 
-def test_an_applicant_goes_from_registration_to_a_submitted_application(
+def test_an_applicant_submits_through_the_pages_and_a_reviewer_approves_in_the_console(
     system: dict[str, ServiceProcess], phone: BrowserContext, browser: Browser
 ) -> None:
     page = phone.new_page()
@@ -163,6 +163,35 @@ def test_an_applicant_goes_from_registration_to_a_submitted_application(
     shoot(page, "applicant-status")
     page.goto("/me")
     expect(page.locator("ul.applications .badge")).to_have_text(re.compile("已提交，待受理|审核中"))
+
+    # A reviewer approves it in the console, at a desk ...
+    desk = desktop_context(browser, system["web"].url)
+    console = desk.new_page()
+    log_in(console, staff_account(system, "reviewer"), next_path="/console")
+
+    def queued() -> bool:
+        console.reload()
+        return console.locator("tr", has_text="王灵活").count() == 1
+
+    eventually(queued, "the case in the reviewer's queue")
+    console.locator("tr", has_text="王灵活").get_by_role("link", name="王灵活").click()
+    console.get_by_role("button", name="审核通过").click()
+    expect(console.locator("#decision")).to_have_text("审核通过")
+    desk.close()
+
+    # ... and the applicant's page then says so and offers the registration form.
+    page.goto(f"/me/applications/{application_id}")
+
+    def approved() -> bool:
+        page.reload()
+        return page.locator("[data-status]").get_attribute("data-status") == "approved"
+
+    eventually(approved, "the application approved on the applicant's page")
+    expect(page.locator("#after")).to_have_text("审核通过")
+    page.get_by_label("我已仔细阅读").check()
+    page.get_by_role("button", name="确认已阅读").click()
+    expect(page.get_by_role("link", name="下载《常州市劳动事务代理申请登记表》")).to_be_visible()
+    shoot(page, "applicant-approved")
 
 
 def test_a_person_pays_for_another_whose_bill_then_reads_paid(
