@@ -113,7 +113,7 @@ async def test_identity_serves_its_public_keys_and_signs_with_kid_aud_and_ver() 
         header = jwt.get_unverified_header(session)
         claims = jwt.decode(session, options={"verify_signature": False})
         assert header["alg"] == "EdDSA" and header["kid"] == DEV_KEY.kid
-        assert claims["aud"] == ["identity", "enrollment", "review"] and claims["ver"] == 0
+        assert claims["aud"] == ["identity", "enrollment", "review", "web"] and claims["ver"] == 0
         assert claims["sub"] == str(user_id) and claims["role"] == "reviewer" and claims["iss"] == "flexenroll-identity"
 
 
