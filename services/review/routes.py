@@ -19,6 +19,7 @@ from services.review import domain
 from services.review.projections import CaseQuery, StatusFilter
 from services.review.separation import refuse_own_case
 from services.review.service import ReviewService
+from services.review.workdays import WorkingCalendar
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -92,6 +93,13 @@ class CaseView(BaseModel):
     opened_at: datetime
     due_on: date
     overdue: bool
+    due_working_days: int = Field(
+        description="Working days the agency had from submission to `due_on` (review's calendar, with its overrides)."
+    )
+    working_days_left: int = Field(
+        description="Working days after today up to `due_on`; 0 when due today, overdue or decided."
+    )
+    working_days_late: int = Field(description="Working days `due_on` lies behind today for an overdue case; else 0.")
     applicant: ApplicantFacts
     documents: list[DocumentLink]
     decision: str | None = None
@@ -196,11 +204,16 @@ async def agencies(request: Request, _: CurrentPrincipal) -> list[AgencyView]:
 
 
 def _view(request: Request, row: asyncpg.Record, today: date) -> CaseView:
-    return case_view(row, request.app.state.rules.districts, request.app.state.enrollment_url, today)
+    rules = request.app.state.rules
+    return case_view(row, rules.districts, rules.calendar, request.app.state.enrollment_url, today)
 
 
-def case_view(row: asyncpg.Record, districts: DistrictDirectory, enrollment_url: str, today: date) -> CaseView:
+def case_view(
+    row: asyncpg.Record, districts: DistrictDirectory, calendar: WorkingCalendar, enrollment_url: str, today: date
+) -> CaseView:
     agency = districts.agency(row["agency_code"])
+    due, decided = row["due_on"], row["status"] == "decided"
+    overdue = domain.is_overdue(due, decided, today)
     return CaseView(
         case_id=row["case_id"],
         application_id=row["application_id"],
@@ -211,7 +224,10 @@ def case_view(row: asyncpg.Record, districts: DistrictDirectory, enrollment_url:
         submitted_at=row["submitted_at"],
         opened_at=row["opened_at"],
         due_on=row["due_on"],
-        overdue=domain.is_overdue(row["due_on"], row["status"] == "decided", today),
+        overdue=overdue,
+        due_working_days=calendar.working_days_between(local_date(row["submitted_at"]), due),
+        working_days_left=0 if decided or overdue else calendar.working_days_between(today, due),
+        working_days_late=calendar.working_days_between(due, today) if overdue else 0,
         applicant=_applicant(row),
         documents=[_document(d, row["application_id"], enrollment_url) for d in row["documents"]],
         decision=row["decision"],

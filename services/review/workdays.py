@@ -67,6 +67,10 @@ class WorkingCalendar:
                 return day
         raise ValueError(f"no {count} working days within a year after {start}")
 
+    def working_days_between(self, start: date, end: date) -> int:
+        """How many working days follow `start` up to `end` included (0 when `end` is not after it)."""
+        return sum(self.is_workday(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
+
     def _warn_unknown_year(self, year: int) -> None:
         if year not in self._unknown_years:
             self._unknown_years.add(year)

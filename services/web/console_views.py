@@ -3,19 +3,16 @@ the case's facts as people read them, the decision form's parsing, a document's 
 
 No I/O here: the routes (console_routes.py) call the APIs and hand the answers to these functions."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
-
 from contracts.documents import DOCUMENT_LABELS
 from contracts.reference import DistrictDirectory
 
-IsWorkday = Callable[[date], bool]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 STATUSES = {"pending": "待审核", "decided": "已审核", "all": "全部"}
@@ -29,22 +26,7 @@ GENDERS = {"male": "男", "female": "女"}
 DECISIONS = {"approved": "审核通过", "rejected": "审核不通过"}
 
 
-# ---- working days -------------------------------------------------------------------------
-
-
-def official_workday(day: date) -> bool:
-    """The State Council's calendar as review counts it (chinese_calendar); Monday to Friday for a
-    year the library does not know yet, as review does. review's local overrides (its workdays.toml)
-    are not visible to web: see the report of issue 12 (the API could give the count itself)."""
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        return day.weekday() < 5
-
-
-def working_days_between(start: date, end: date, is_workday: IsWorkday) -> int:
-    """Working days in (start, end]: `start` itself never counts; 0 when end <= start."""
-    return sum(1 for n in range(1, (end - start).days + 1) if is_workday(start + timedelta(days=n)))
+# ---- due dates (review counts the working days, with its calendar and its overrides) ------
 
 
 @dataclass(frozen=True)
@@ -66,24 +48,17 @@ class Deadline:
         return f"剩余{self.left}个工作日"
 
 
-def deadline(submitted_on: date, due_on: date, today: date, overdue: bool, is_workday: IsWorkday) -> Deadline:
-    """`overdue` is review's own judgement (it holds the calendar with its overrides); the counts
-    around it are for the reader."""
-    left = 0 if overdue else working_days_between(today, due_on, is_workday)
-    late = working_days_between(due_on, today, is_workday) if overdue else 0
-    allowed = working_days_between(submitted_on, due_on, is_workday)
-    return Deadline(due_on, allowed, left, overdue, late, due_today=not overdue and today == due_on)
-
-
-def local_day(instant: str) -> date:
-    """The Changzhou calendar day of an API instant (ISO 8601): deadlines count in local days."""
-    return datetime.fromisoformat(instant).astimezone(SHANGHAI).date()
-
-
-def case_deadline(case: Mapping[str, Any], today: date, is_workday: IsWorkday) -> Deadline:
-    late = bool(case["overdue"]) and case["status"] != "decided"
-    return deadline(
-        local_day(str(case["submitted_at"])), date.fromisoformat(str(case["due_on"])), today, late, is_workday
+def case_deadline(case: Mapping[str, Any], today: date) -> Deadline:
+    """What review says of the case's due date (`overdue` and the working-day counts are its own)."""
+    due = date.fromisoformat(str(case["due_on"]))
+    overdue = bool(case["overdue"]) and case["status"] != "decided"
+    return Deadline(
+        due,
+        allowed=int(case["due_working_days"]),
+        left=int(case["working_days_left"]),
+        overdue=overdue,
+        late_by=int(case["working_days_late"]),
+        due_today=not overdue and today == due,
     )
 
 
@@ -100,7 +75,7 @@ class QueueRow:
     css: str
 
 
-def queue_rows(cases: Sequence[Mapping[str, Any]], today: date, is_workday: IsWorkday) -> list[QueueRow]:
+def queue_rows(cases: Sequence[Mapping[str, Any]], today: date) -> list[QueueRow]:
     return [
         QueueRow(
             case_id=str(c["case_id"]),
@@ -110,7 +85,7 @@ def queue_rows(cases: Sequence[Mapping[str, Any]], today: date, is_workday: IsWo
             submitted_at=str(c["submitted_at"]),
             status=DECISIONS.get(str(c.get("decision")), "") if c["status"] == "decided" else "待审核",
             pending=c["status"] != "decided",
-            deadline=case_deadline(c, today, is_workday),
+            deadline=case_deadline(c, today),
             css=row_class(c),
         )
         for c in cases

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from tests.support.applicant import running_system
 from tests.support.processes import ROOT, ServiceProcess
@@ -28,6 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# On 2 cores shared with the services, the broker and the database, a page may take its time: the
+# waits are bounds, not expectations of speed (speed is measured in `make bench`, never here).
+WAIT_MS = 20_000
 PHONE = ViewportSize(width=375, height=812)
 DESKTOP = ViewportSize(width=1366, height=900)
 SHOTS = ROOT / ".run" / "screenshots"
@@ -57,6 +60,7 @@ def web_system(e2e_env: dict[str, str], log_dir: Path, label: str) -> Iterator[d
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
+    expect.set_options(timeout=WAIT_MS)
     if not CHROMIUM.is_file():
         raise RuntimeError(f"no {CHROMIUM}: `make install` installs Debian's chromium")
     with sync_playwright() as playwright:
@@ -69,11 +73,15 @@ def chromium() -> Iterator[Browser]:
 
 def phone_context(browser: Browser, base_url: str) -> BrowserContext:
     """A phone-sized browser (375 px wide) with a fresh cookie jar."""
-    return browser.new_context(viewport=PHONE, base_url=base_url, locale="zh-CN", is_mobile=True, has_touch=True)
+    context = browser.new_context(viewport=PHONE, base_url=base_url, locale="zh-CN", is_mobile=True, has_touch=True)
+    context.set_default_timeout(WAIT_MS)
+    return context
 
 
 def desktop_context(browser: Browser, base_url: str) -> BrowserContext:
-    return browser.new_context(viewport=DESKTOP, base_url=base_url, locale="zh-CN")
+    context = browser.new_context(viewport=DESKTOP, base_url=base_url, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
+    return context
 
 
 _kept: set[str] = set()

@@ -89,3 +89,15 @@ def test_a_broken_override_file_is_refused(tmp_path: Path, content: str) -> None
     bad.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError):
         WorkingCalendar.from_file(bad)
+
+
+def test_working_days_between_never_count_the_start_and_follow_the_overrides() -> None:
+    friday, monday, tuesday = date(2026, 3, 6), date(2026, 3, 9), date(2026, 3, 10)
+    plain = WorkingCalendar()
+    assert plain.working_days_between(friday, tuesday) == 2
+    assert plain.working_days_between(friday, monday) == 1
+    assert plain.working_days_between(tuesday, friday) == 0 and plain.working_days_between(friday, friday) == 0
+    # A local holiday (workdays.toml) counts as none; a made-up Saturday counts as one.
+    local = WorkingCalendar(extra_holidays=frozenset({monday}), extra_workdays=frozenset({date(2026, 3, 7)}))
+    assert local.working_days_between(friday, tuesday) == 2
+    assert plain.working_days_between(date(2024, 9, 30), date(2024, 10, 8)) == 1  # 国庆节, then 10-08

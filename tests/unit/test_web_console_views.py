@@ -14,11 +14,6 @@ from services.web import console_views as views
 from services.web.pages import ENVIRONMENT
 from services.web.session import Visitor
 
-
-def weekdays(day: date) -> bool:
-    return day.weekday() < 5
-
-
 CODES: list[dict[str, Any]] = [
     {"code": "documents_unreadable", "label": "证件照片不清晰", "text_required": False},
     {"code": "documents_mismatch", "label": "材料与申报信息不一致", "text_required": False},
@@ -26,40 +21,25 @@ CODES: list[dict[str, Any]] = [
 ]
 
 
-# ---- working days ---------------------------------------------------------------------------
+# ---- due dates: review's counts, said in words --------------------------------------------
 
 
-def test_working_days_between_skip_the_weekend_and_never_count_the_start() -> None:
-    friday, monday, tuesday = date(2026, 3, 6), date(2026, 3, 9), date(2026, 3, 10)
-    assert views.working_days_between(friday, tuesday, weekdays) == 2
-    assert views.working_days_between(friday, monday, weekdays) == 1
-    assert views.working_days_between(tuesday, friday, weekdays) == 0
-
-
-def test_official_calendar_knows_the_national_day_holiday() -> None:
-    assert not views.official_workday(date(2024, 10, 2))  # 国庆节
-    assert views.official_workday(date(2024, 10, 12))  # a Saturday made a working day (调休)
-
-
-def test_deadline_counts_the_working_days_left_after_today() -> None:
-    # Submitted Friday 6 March, due Tuesday 10 March (2 working days).
-    submitted, due = date(2026, 3, 6), date(2026, 3, 10)
-    same_day = views.deadline(submitted, due, submitted, False, weekdays)
-    assert (same_day.allowed, same_day.left, same_day.words) == (2, 2, "剩余2个工作日")
-    monday = views.deadline(submitted, due, date(2026, 3, 9), False, weekdays)
-    assert monday.words == "剩余1个工作日"
-    saturday = views.deadline(submitted, due, date(2026, 3, 7), False, weekdays)
-    assert (saturday.allowed, saturday.left, saturday.words) == (2, 2, "剩余2个工作日")
-    on_the_day = views.deadline(submitted, due, due, False, weekdays)
+def test_the_deadline_says_the_working_days_left_in_words() -> None:
+    fresh = views.case_deadline(case(False, working_days_left=2), date(2026, 3, 6))
+    assert (fresh.allowed, fresh.left, fresh.words) == (2, 2, "剩余2个工作日")
+    one = views.case_deadline(case(False, working_days_left=1), date(2026, 3, 9))
+    assert one.words == "剩余1个工作日"
+    on_the_day = views.case_deadline(case(False, working_days_left=0), date(2026, 3, 10))
     assert on_the_day.due_today and on_the_day.words == "今日到期"
 
 
 def test_an_overdue_deadline_says_so_in_words_with_how_late() -> None:
-    submitted, due = date(2026, 3, 6), date(2026, 3, 10)
-    late = views.deadline(submitted, due, date(2026, 3, 12), True, weekdays)
+    late = views.case_deadline(case(True, working_days_late=2), date(2026, 3, 12))
     assert late.overdue and late.left == 0 and late.late_by == 2 and late.words == "已超期2个工作日"
-    weekend_after_friday_due = views.deadline(date(2026, 3, 11), date(2026, 3, 13), date(2026, 3, 14), True, weekdays)
-    assert weekend_after_friday_due.words == "已超期"
+    over_the_weekend = views.case_deadline(case(True, working_days_late=0), date(2026, 3, 14))
+    assert over_the_weekend.words == "已超期"
+    decided = views.case_deadline(case(True, status="decided", working_days_late=2), date(2026, 3, 12))
+    assert not decided.overdue  # a decided case is late for nobody
 
 
 def case(overdue: bool, status: str = "pending", **extra: Any) -> dict[str, Any]:
@@ -73,6 +53,9 @@ def case(overdue: bool, status: str = "pending", **extra: Any) -> dict[str, Any]
         "opened_at": "2026-03-05T17:30:01+00:00",
         "due_on": "2026-03-10",
         "overdue": overdue,
+        "due_working_days": 2,
+        "working_days_left": 0 if overdue else 2,
+        "working_days_late": 2 if overdue else 0,
         "applicant": {
             "applicant_id": str(uuid4()),
             "name": "陈静",
@@ -107,7 +90,7 @@ def test_overdue_flag_highlights_only_pending_late_cases() -> None:
 
 
 def test_queue_rows_use_the_changzhou_day_of_the_submission() -> None:
-    [late, on_time] = views.queue_rows([case(True), case(False)], date(2026, 3, 12), weekdays)
+    [late, on_time] = views.queue_rows([case(True), case(False)], date(2026, 3, 12))
     assert late.css == "overdue" and late.deadline.words == "已超期2个工作日"
     assert on_time.css == "" and on_time.deadline.allowed == 2 and on_time.status == "待审核"
 
@@ -225,7 +208,7 @@ def test_queue_template_marks_overdue_rows_in_words() -> None:
         request=FakeRequest(),
         visitor=reviewer(),
         query=query,
-        rows=views.queue_rows([case(True), case(False)], date(2026, 3, 12), weekdays),
+        rows=views.queue_rows([case(True), case(False)], date(2026, 3, 12)),
         paging=views.paging(query, 2),
         agencies=[],
         agency_name="溧阳市人力资源和社会保障局劳动就业管理中心",
@@ -246,7 +229,7 @@ def test_case_template_shows_documents_and_the_form_with_its_token() -> None:
         case=shown,
         facts=views.applicant_facts(shown["applicant"], load_districts()),
         documents=views.document_views(shown),
-        deadline=views.case_deadline(shown, date(2026, 3, 6), weekdays),
+        deadline=views.case_deadline(shown, date(2026, 3, 6)),
         reasons=[],
         codes=CODES,
         decided_by_me=False,
