@@ -89,14 +89,19 @@ class Subscription:
     handlers: dict[str, Handler]
 
 
-async def cancel_and_wait(task: "asyncio.Task[Any]") -> None:
-    """Cancel `task` and wait until it has ended, cancelling again while it runs on. A
-    cancellation that arrives just as the awaited thing completes can be lost inside a library
-    (Python 3.11's `asyncio.wait_for` then returns the result instead), and one lost
-    cancellation of a loop that runs forever held a stop forever."""
+async def cancel_and_wait(task: "asyncio.Task[Any]", grace_seconds: float = 10.0) -> None:
+    """Cancel `task` and wait until it has ended, cancelling again if it still runs after
+    `grace_seconds`. A cancellation that arrives just as the awaited thing completes can be lost
+    inside a library (Python 3.11's `asyncio.wait_for` then returns the result instead), and one
+    lost cancellation of a loop that runs forever held a stop forever. The grace is long: a task
+    that ends properly may need a while (giving its connection back to the pool), and cancelling
+    that clean-up once more left a connection half-released (seen: the pool's close then failed)."""
+    task.cancel()
     while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
+        await asyncio.wait({task}, timeout=grace_seconds)
+        if not task.done():
+            log.warning("task_ignored_cancellation", task=task.get_name())
+            task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()  # retrieved: its end was wanted, whatever it was
 

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kernel.clock import today_in_changzhou
 from tests.support import documents
-from tests.support.applicant import PASSWORD, Person, eventually, texted_code
+from tests.support.applicant import PASSWORD, Person, eventually, staff_phone, texted_code
 from tests.support.payment import channel_env, issue_bills, make_keys, wechat
 from tests.support.people import id_number
 from tests.support.processes import ServiceProcess
@@ -36,7 +36,6 @@ from tests.support.web_applicant import (
     log_in,
     notify_channel,
     registered_only,
-    staff_account,
     yuan,
 )
 
@@ -167,7 +166,7 @@ def test_an_applicant_submits_through_the_pages_and_a_reviewer_approves_in_the_c
     # A reviewer approves it in the console, at a desk ...
     desk = desktop_context(browser, system["web"].url)
     console = desk.new_page()
-    log_in(console, staff_account(system, "reviewer"), next_path="/console")
+    log_in(console, staff_phone(system, "reviewer"), next_path="/console")
 
     def queued() -> bool:
         console.reload()
@@ -289,7 +288,7 @@ def test_me_is_for_signed_in_applicants_and_a_form_without_its_csrf_field_calls_
 
     reviewer = phone_context(browser, system["web"].url)
     page = reviewer.new_page()
-    log_in(page, staff_account(system, "reviewer", agency="320411"))
+    log_in(page, staff_phone(system, "reviewer", agency="320411"))
     answer = page.goto("/me")
     assert answer is not None and answer.status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("无权访问")

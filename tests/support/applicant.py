@@ -221,19 +221,30 @@ def login(identity: httpx.Client, phone: str) -> str:
     return str(session.json()["access_token"])
 
 
-def staff(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> dict[str, str]:
+def staff_phone(
+    system: dict[str, ServiceProcess], role: str, agency: str | None = None, number: str | None = None
+) -> str:
+    """A staff account made with `flexctl staff add` (password PASSWORD); its phone, to log in with.
+
+    Staff are linked to their own ID number (review refuses them their own case), one staff account
+    per number: `number` (an applicant's own, to test own_case), else a random one. The password
+    goes through stdin, never argv."""
     phone = f"137{uuid4().int % 10**8:08d}"
     env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
     where = ["--agency", agency] if agency else []
-    # Staff are linked to their own ID number (review refuses them their own case), one staff account
-    # per number: a random one. The password goes through stdin, never argv.
     born = date(1965, 1, 1) + timedelta(days=uuid4().int % 10000)
-    number = id_number(born, region="320411", seq=uuid4().int % 400)
+    number = number or id_number(born, region="320411", seq=uuid4().int % 400)
     subprocess.run(
         [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password-stdin", "--role", role,
          "--name", "李审核", "--id-number", number, *where],
         cwd=ROOT, env=env, check=True, capture_output=True, input=PASSWORD + "\n", text=True,
     )  # fmt: skip
+    return phone
+
+
+def staff(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> dict[str, str]:
+    """A staff account's bearer header (`staff_phone`, logged in)."""
+    phone = staff_phone(system, role, agency)
     identity = httpx.Client(base_url=system["identity"].url, timeout=15)
     return {"Authorization": f"Bearer {eventually(lambda: login(identity, phone), 'staff login')}"}
 

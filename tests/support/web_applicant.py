@@ -3,9 +3,7 @@ services' APIs (tests/support/applicant.py), staff with a phone and password to 
 page, and the log-in form driven as a person drives it."""
 
 import re
-import subprocess
-import sys
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from uuid import uuid4
 
@@ -22,26 +20,9 @@ from tests.support.applicant import (
     texted_code,
     upload_changzhou_documents,
 )
-from tests.support.people import id_number
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 
 CHANGZHOU = {"household_kind": "changzhou", "household_region_code": "320402", "residence_district_code": "320411"}
-
-
-def staff_account(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> str:
-    """A staff member made as `tests.support.applicant.staff` makes one (flexctl, the password on
-    stdin), whose phone is returned to log in with on the page (password: PASSWORD)."""
-    phone = f"137{uuid4().int % 10**8:08d}"
-    env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
-    where = ["--agency", agency] if agency else []
-    born = date(1965, 1, 1) + timedelta(days=uuid4().int % 10000)
-    number = id_number(born, region="320411", seq=uuid4().int % 400)
-    subprocess.run(
-        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password-stdin", "--role", role,
-         "--name", "李审核", "--id-number", number, *where],
-        cwd=ROOT, env=env, check=True, capture_output=True, input=PASSWORD + "\n", text=True,
-    )  # fmt: skip
-    return phone
 
 
 def registered_only(system: dict[str, ServiceProcess]) -> tuple[str, str]:

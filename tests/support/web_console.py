@@ -7,21 +7,25 @@ password on stdin), but the phone and password are kept: the browser logs in wit
 import asyncio
 import concurrent.futures
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from urllib.parse import quote
-from uuid import uuid4
 
 import asyncpg
 import httpx
 from playwright.sync_api import Page
 
-from tests.support.applicant import PASSWORD, Person, eventually, login, pending_case, upload_changzhou_documents
+from tests.support.applicant import (
+    PASSWORD,
+    Person,
+    eventually,
+    login,
+    pending_case,
+    staff_phone,
+    upload_changzhou_documents,
+)
 from tests.support.infra import admin_url_of
-from tests.support.people import id_number
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 
 System = dict[str, ServiceProcess]
 
@@ -36,16 +40,7 @@ class StaffMember:
 def staff_member(system: System, role: str, agency: str | None = None, number: str | None = None) -> StaffMember:
     """A staff account; `number`: the ID number it is linked to (an applicant's own, to test
     own_case), else a random one (one staff account per number)."""
-    phone = f"137{uuid4().int % 10**8:08d}"
-    born = date(1965, 1, 1) + timedelta(days=uuid4().int % 10000)
-    number = number or id_number(born, region="320411", seq=uuid4().int % 400)
-    where = ["--agency", agency] if agency else []
-    env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password-stdin", "--role", role,
-         "--name", "李审核", "--id-number", number, *where],
-        cwd=ROOT, env=env, check=True, capture_output=True, input=PASSWORD + "\n", text=True,
-    )  # fmt: skip
+    phone = staff_phone(system, role, agency, number)
     identity = httpx.Client(base_url=system["identity"].url, timeout=15)
     token = eventually(lambda: login(identity, phone), "staff login")
     return StaffMember(phone, PASSWORD, {"Authorization": f"Bearer {token}"})

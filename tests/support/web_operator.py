@@ -4,36 +4,22 @@ dead-letter counts read as the broker's admin to compare with the /ops page."""
 
 import asyncio
 import concurrent.futures
-import subprocess
-import sys
-from datetime import date, timedelta
 from typing import Any
-from uuid import uuid4
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from playwright.sync_api import Page
 
 from ops.kafka_ops import partitions_of
-from tests.support.applicant import PASSWORD, eventually, login
+from tests.support.applicant import PASSWORD, eventually, login, staff_phone
 from tests.support.infra import KAFKA_ADMIN
-from tests.support.people import id_number
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 
 
 def staff_account(system: dict[str, ServiceProcess], role: str, agency: str | None = None) -> str:
     """A reviewer or operator made as tests/support/applicant.py `staff()` makes them; returns the
     phone, which logs in with tests.support.applicant.PASSWORD (once identity has the account)."""
-    phone = f"136{uuid4().int % 10**8:08d}"
-    env = {**system["identity"].env, "PYTHONPATH": str(ROOT)}
-    where = ["--agency", agency] if agency else []
-    born = date(1966, 1, 1) + timedelta(days=uuid4().int % 10000)
-    number = id_number(born, region="320411", seq=uuid4().int % 400)  # one account per ID number
-    subprocess.run(
-        [sys.executable, "-m", "ops.flexctl", "staff", "add", "--phone", phone, "--password-stdin", "--role", role,
-         "--name", "王运维", "--id-number", number, *where],
-        cwd=ROOT, env=env, check=True, capture_output=True, input=PASSWORD + "\n", text=True,
-    )  # fmt: skip
+    phone = staff_phone(system, role, agency)
     bearer(system, phone)  # wait until the account logs in
     return phone
 

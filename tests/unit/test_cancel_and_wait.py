@@ -29,8 +29,26 @@ async def test_a_loop_that_swallows_a_cancellation_is_still_stopped() -> None:
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0.02)
     async with asyncio.timeout(10):
-        await cancel_and_wait(task)
+        await cancel_and_wait(task, grace_seconds=0.05)
     assert task.done() and swallowed == 3
+
+
+async def test_a_task_ending_properly_is_given_its_time_and_cancelled_once() -> None:
+    cancelled = 0
+
+    async def tidy() -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled += 1
+            await asyncio.sleep(0.3)  # giving its connection back, say: not to be interrupted
+            raise
+
+    task = asyncio.create_task(tidy())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task, grace_seconds=1.0)
+    assert task.cancelled() and cancelled == 1
 
 
 async def test_a_task_that_failed_or_ended_is_waited_for_without_raising() -> None:
