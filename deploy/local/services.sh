@@ -89,6 +89,11 @@ cmd_start() {
     if running_pid "$name" >/dev/null; then why="not healthy on http://127.0.0.1:$port/healthz within 60 s"; else why="exited"; fi
     echo "$name: $why; last log lines of $RUN/$name.log:" >&2
     tail -n 30 "$RUN/$name.log" >&2
+    # Alive but not answering: where it waits, for whoever reads this (py-spy comes with `make install`).
+    if pid="$(running_pid "$name")" && [ -x "$ROOT/.venv/bin/py-spy" ]; then
+      echo "$name: where the process is (py-spy dump --pid $pid):" >&2
+      timeout 20 "$ROOT/.venv/bin/py-spy" dump --pid "$pid" >&2 || true
+    fi
     stop_one "$name" >/dev/null
     failed=1
   done
