@@ -43,21 +43,26 @@ async def consumer_lag(access: KafkaAccess, group_prefix: str = "") -> list[Lag]
     await admin.start()
     await consumer.start()
     try:
-        groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(group_prefix))
-        rows: list[Lag] = []
-        for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
-            if not offsets:
-                continue
-            ends = await consumer.end_offsets(list(offsets))
-            rows.extend(
-                Lag(group, tp.topic, tp.partition, meta.offset, ends[tp])
-                for tp, meta in sorted(offsets.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
-            )
-        return rows
+        return await lag_of(admin, consumer, group_prefix)
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def lag_of(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group_prefix: str = "") -> list[Lag]:
+    """`consumer_lag` on clients already started (the operators' page keeps its own open)."""
+    groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(group_prefix))
+    rows: list[Lag] = []
+    for group in groups:
+        offsets = await admin.list_consumer_group_offsets(group)
+        if not offsets:
+            continue
+        ends = await consumer.end_offsets(list(offsets))
+        rows.extend(
+            Lag(group, tp.topic, tp.partition, meta.offset, ends[tp])
+            for tp, meta in sorted(offsets.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
+        )
+    return rows
 
 
 async def read_dead_letters(access: KafkaAccess, topic: str, limit: int = 100) -> list[DeadLetter]:

@@ -25,7 +25,7 @@ from kernel.kafka import KafkaAccess, kafka_access
 from kernel.logging import get_logger
 from kernel.web import correlation_id
 from ops.history import application_history
-from ops.kafka_ops import Lag
+from ops.kafka_ops import lag_of
 from services.web.ops_views import (
     CHANNEL_LABELS,
     EXCEPTION_LABELS,
@@ -104,20 +104,7 @@ class BrokerReader:
                 {(tp.topic, tp.partition): o for tp, o in starts.items()},
                 {(tp.topic, tp.partition): o for tp, o in ends.items()},
             )
-            return letters, lag_by_group(await _lag(admin, consumer, group_prefix), group_prefix, topic_prefix)
-
-
-async def _lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group_prefix: str) -> list[Lag]:
-    """ops/kafka_ops.py `consumer_lag`, on the clients kept open."""
-    groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(group_prefix))
-    rows: list[Lag] = []
-    for group in groups:
-        offsets = await admin.list_consumer_group_offsets(group)
-        if not offsets:
-            continue
-        ends = await consumer.end_offsets(list(offsets))
-        rows += [Lag(group, tp.topic, tp.partition, meta.offset, ends[tp]) for tp, meta in offsets.items()]
-    return rows
+            return letters, lag_by_group(await lag_of(admin, consumer, group_prefix), group_prefix, topic_prefix)
 
 
 async def _quietly_close(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> None:
