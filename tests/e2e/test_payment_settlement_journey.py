@@ -31,12 +31,11 @@ from services.payment.domain import Month
 from services.payment.settlement import payment_id_for
 from tests.support.applicant import (
     Person,
-    decide,
+    decided_application,
     eventually,
-    pending_case,
+    listed_bills,
     services,
     staff,
-    upload_changzhou_documents,
 )
 from tests.support.crash import crash, hold, restart, stored_events
 from tests.support.infra import group_prefix, topic
@@ -57,11 +56,6 @@ from tests.support.processes import ServiceProcess
 
 NAMES = ("identity", "enrollment", "review", "notify", "payment")
 KEYS = make_keys()
-CHANGZHOU = {
-    "household_kind": "changzhou",
-    "household_region_code": "320402",
-    "residence_district_code": "320411",
-}
 BRISK_NOTIFY = {"NOTIFY_SENDER_POLL_SECONDS": "0.2"}
 
 
@@ -97,31 +91,13 @@ def every_service_up(system: dict[str, ServiceProcess]) -> None:
 
 def approved(system: dict[str, ServiceProcess], name: str, birth: date, male: bool) -> tuple[Person, str]:
     """A verified person whose application (pension 3, medical 5) was approved."""
-    person = Person(system, name, birth, male=male)
-    person.register_and_verify()
-    application_id = person.apply(pension_tier=3, medical_tier=5, **CHANGZHOU)
-    upload_changzhou_documents(person, application_id)
-    person.submit(application_id)
-    reviewer = staff(system, "reviewer", agency="320411")
-    case = pending_case(system, reviewer, application_id, attempt=1)
-    decide(system, reviewer, case["case_id"], {"decision": "approved"})
-    return person, application_id
+    return decided_application(system, name, birth, male, {"decision": "approved"})
 
 
 def bills_of(system: dict[str, ServiceProcess], person: Person, count: int) -> dict[str, Any]:
     """The person's bills view once it holds `count` bills (the account opens through Kafka)."""
-    payment = httpx.Client(base_url=system["payment"].url, timeout=15)
-
-    def listed() -> dict[str, Any] | None:
-        answer = payment.get(f"/v1/insured/{person.user_id}/bills", headers=person.auth)
-        if answer.status_code == 404:
-            return None
-        assert answer.status_code == 200, answer.text
-        view: dict[str, Any] = answer.json()
-        assert floats_in(view) == [], view
-        return view if len(view["bills"]) >= count else None
-
-    view = eventually(listed, f"{count} bills")
+    view = listed_bills(system, person, count)
+    assert floats_in(view) == [], view
     assert len(view["bills"]) == count, view
     return view
 

@@ -25,15 +25,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kernel.clock import today_in_changzhou
 from tests.support import documents
-from tests.support.applicant import PASSWORD, Person, eventually, staff_phone, texted_code
+from tests.support.applicant import PASSWORD, Person, eventually, listed_bills, staff_phone, texted_code
 from tests.support.payment import channel_env, issue_bills, make_keys, wechat
 from tests.support.people import id_number
 from tests.support.processes import ServiceProcess
-from tests.support.web import PHONE, chromium, desktop_context, phone_context, shoot, web_system
+from tests.support.web import PHONE, chromium, desktop_context, log_in, phone_context, shoot, web_system
 from tests.support.web_applicant import (
-    bills_of,
     decided_person,
-    log_in,
     notify_channel,
     registered_only,
     yuan,
@@ -198,7 +196,7 @@ def test_a_person_pays_for_another_whose_bill_then_reads_paid(
 ) -> None:
     insured, application_id = decided_person(system, "孙丽华", date(1988, 6, 21), False, {"decision": "approved"})
     issue_bills(system["payment"])
-    [bill] = bills_of(system, insured, 1)["bills"]
+    [bill] = listed_bills(system, insured, 1)["bills"]
     payer = Person(system, "周代缴", date(1985, 3, 3), male=True)
     payer.register_and_verify()
 

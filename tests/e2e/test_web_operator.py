@@ -27,8 +27,8 @@ from tests.support.applicant import Person, decide, eventually, pending_case, st
 from tests.support.infra import topic
 from tests.support.payment import channel_env, issue_bills, make_keys, wechat
 from tests.support.processes import ServiceProcess, free_port
-from tests.support.web import chromium, desktop_context, phone_context, shoot, web_system
-from tests.support.web_operator import bearer, log_in, messages_on, staff_account, stats
+from tests.support.web import chromium, desktop_context, log_in, phone_context, shoot, web_system
+from tests.support.web_operator import bearer, messages_on, staff_account, stats
 
 KEYS = make_keys()
 AGENCY = "320411"  # 新北区: where the three applicants live

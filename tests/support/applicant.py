@@ -292,3 +292,38 @@ def upload_changzhou_documents(person: Person, application_id: str) -> None:
     person.upload(application_id, "id_card_back", JPEG, "back.jpg")
     person.upload(application_id, "hukou_first_page", PDF, "hukou1.pdf")
     person.upload(application_id, "hukou_own_page", JPEG, "hukou2.jpg")
+
+
+# Pension 三档, medical 五档, a Changzhou household living in 新北区: the usual application of the tests.
+CHANGZHOU = {"household_kind": "changzhou", "household_region_code": "320402", "residence_district_code": "320411"}
+
+
+def decided_application(
+    system: dict[str, ServiceProcess], name: str, birth: date, male: bool, decision: dict[str, Any]
+) -> tuple[Person, str]:
+    """A verified person whose application (pension 三档, medical 五档, Changzhou) was submitted and
+    decided by a reviewer of 新北区 (`decision`: review's body, e.g. {"decision": "approved"})."""
+    person = Person(system, name, birth, male=male)
+    person.register_and_verify()
+    application_id = person.apply(pension_tier=3, medical_tier=5, **CHANGZHOU)
+    upload_changzhou_documents(person, application_id)
+    person.submit(application_id)
+    reviewer = staff(system, "reviewer", agency="320411")
+    case = pending_case(system, reviewer, application_id, attempt=1)
+    decide(system, reviewer, case["case_id"], decision)
+    return person, application_id
+
+
+def listed_bills(system: dict[str, ServiceProcess], person: Person, count: int) -> dict[str, Any]:
+    """The person's bills view once it lists at least `count` bills (the account opens through Kafka)."""
+    payment = httpx.Client(base_url=system["payment"].url, timeout=15)
+
+    def listed() -> dict[str, Any] | None:
+        answer = payment.get(f"/v1/insured/{person.user_id}/bills", headers=person.auth)
+        if answer.status_code == 404:
+            return None
+        assert answer.status_code == 200, answer.text
+        view: dict[str, Any] = answer.json()
+        return view if len(view["bills"]) >= count else None
+
+    return eventually(listed, f"{count} bills")

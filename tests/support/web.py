@@ -6,14 +6,16 @@ UPDATE_SCREENSHOTS=1 the first one of each page also replaces docs/screenshots/<
 picture the README shows."""
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
-from tests.support.applicant import running_system
+from tests.support.applicant import PASSWORD, running_system
 from tests.support.processes import ROOT, ServiceProcess
 
 # Debian's package (make install); FLEXENROLL_CHROMIUM only for another build of the same browser.
@@ -99,3 +101,15 @@ def shoot(page: Page, name: str) -> Path:
         shutil.copyfile(path, KEPT / f"{key}.png")
         _kept.add(key)
     return path
+
+
+def log_in(page: Page, phone: str, password: str = PASSWORD, next_path: str = "") -> None:
+    """Through the log-in form, as a person does; ends on `next_path`, else on the role's home."""
+    page.goto(f"/login?next={quote(next_path, safe='')}" if next_path else "/login")
+    page.get_by_label("手机号码").fill(phone)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    if next_path:
+        page.wait_for_url(re.compile(re.escape(next_path) + "$"))
+    else:
+        page.wait_for_url(lambda url: "/login" not in url)

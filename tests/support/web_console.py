@@ -6,15 +6,14 @@ password on stdin), but the phone and password are kept: the browser logs in wit
 
 import asyncio
 import concurrent.futures
-import re
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import quote
 
 import asyncpg
 import httpx
 from playwright.sync_api import Page
 
+from tests.support import web
 from tests.support.applicant import (
     PASSWORD,
     Person,
@@ -78,11 +77,7 @@ def case_of(system: System, reviewer: StaffMember, submitted: Submitted) -> str:
 def log_in(page: Page, member: StaffMember, then: str = "/console") -> None:
     """Through /login as a person would: the form, then the page it leads to (a reviewer's home
     is the console; anyone else is sent there with ?next=)."""
-    page.goto(f"/login?next={quote(then, safe='')}")
-    page.get_by_label("手机号码").fill(member.phone)
-    page.get_by_label("密码").fill(member.password)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(re.compile(re.escape(then) + "$"))
+    web.log_in(page, member.phone, member.password, then)
 
 
 def make_overdue(system: System, case_id: str, days: int = 14) -> None:

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from playwright.sync_api import Page
 
 from ops.kafka_ops import partitions_of
-from tests.support.applicant import PASSWORD, eventually, login, staff_phone
+from tests.support.applicant import eventually, login, staff_phone
 from tests.support.infra import KAFKA_ADMIN
 from tests.support.processes import ServiceProcess
 
@@ -27,15 +26,6 @@ def staff_account(system: dict[str, ServiceProcess], role: str, agency: str | No
 def bearer(system: dict[str, ServiceProcess], phone: str) -> dict[str, str]:
     identity = httpx.Client(base_url=system["identity"].url, timeout=15)
     return {"Authorization": f"Bearer {eventually(lambda: login(identity, phone), 'staff login')}"}
-
-
-def log_in(page: Page, phone: str, password: str = PASSWORD) -> None:
-    """Through the log-in form, as a person does; ends on the role's home page."""
-    page.goto("/login")
-    page.get_by_label("手机号码").fill(phone)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(lambda url: "/login" not in url)
 
 
 def stats(system: dict[str, ServiceProcess], auth: dict[str, str]) -> dict[str, Any]:
