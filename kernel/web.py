@@ -4,14 +4,15 @@ request bodies (kernel.asgi), health. Prometheus metrics are served on their own
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, cast
+from datetime import date
+from typing import Annotated, Any, Literal, cast
 from uuid import uuid4
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -255,3 +256,16 @@ def install_operational_routes(app: FastAPI, ready: Callable[[], Awaitable[dict[
         ok = all(checks.values())
         body = {"status": "ok" if ok else "unavailable", "checks": checks}
         return OrjsonResponse(body, status_code=200 if ok else 503)
+
+
+class DayWindowView(BaseModel):
+    """The calendar days a dashboard's figures cover (kernel.clock.CalendarWindow): the head of
+    enrollment's and review's statistics answers."""
+
+    time_zone: str = Field(default="Asia/Shanghai", description="The calendar the days are counted in.")
+    first_day: date = Field(description="The first day of the window.")
+    last_day: date = Field(description="The last day of the window: today in Asia/Shanghai.")
+
+
+# `?days=N` of a statistics route: how many calendar days, today included.
+DaysQuery = Annotated[int, Query(ge=1, le=366, description="How many days, today (Asia/Shanghai) included.")]

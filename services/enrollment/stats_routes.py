@@ -5,13 +5,13 @@ no application is named in the answer."""
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from contracts.reference import DistrictDirectory
 from kernel.auth import Principal, require_role
 from kernel.clock import CalendarWindow, today_in_changzhou
-from kernel.web import PROBLEM_RESPONSES
+from kernel.web import PROBLEM_RESPONSES, DaysQuery, DayWindowView
 from services.enrollment import stats
 from services.enrollment.reference import region_name
 from services.enrollment.routes import Service
@@ -45,10 +45,7 @@ class StatusCount(BaseModel):
     count: int = Field(description="Applications in that status now (all time, not only the window).")
 
 
-class ApplicationStats(BaseModel):
-    time_zone: str = Field(default="Asia/Shanghai", description="The calendar the days are counted in.")
-    first_day: date = Field(description="The first day of the window.")
-    last_day: date = Field(description="The last day of the window: today in Asia/Shanghai.")
+class ApplicationStats(DayWindowView):
     districts: list[DistrictView] = Field(
         description="Changzhou's districts of residence from the reference file, then any other district code "
         "that appears in the window's submissions (named from GB/T 2260, or its code)."
@@ -73,7 +70,7 @@ async def application_stats(
     request: Request,
     svc: Service,
     _: Staff,
-    days: Annotated[int, Query(ge=1, le=366, description="How many days, today (Asia/Shanghai) included.")] = 30,
+    days: DaysQuery = 30,
 ) -> ApplicationStats:
     window = CalendarWindow(today_in_changzhou(), days)
     counts = await stats.first_submissions(svc.pool, window)

@@ -6,13 +6,13 @@ queue shows them only its cases; operators and city-level reviewers get every ag
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from contracts.reference import DistrictDirectory
 from kernel.auth import Principal, require_role
 from kernel.clock import CalendarWindow, today_in_changzhou
-from kernel.web import PROBLEM_RESPONSES
+from kernel.web import PROBLEM_RESPONSES, DaysQuery, DayWindowView
 from services.review import stats
 from services.review.reasons import ReasonCatalogue
 from services.review.routes import Service
@@ -43,10 +43,7 @@ class AgencyQueue(BaseModel):
     )
 
 
-class DecisionStats(BaseModel):
-    time_zone: str = Field(default="Asia/Shanghai", description="The calendar the days are counted in.")
-    first_day: date = Field(description="The first day of the window.")
-    last_day: date = Field(description="The last day of the window: today in Asia/Shanghai.")
+class DecisionStats(DayWindowView):
     today: date = Field(description="The day against which `overdue` was judged (Asia/Shanghai).")
     agency: str | None = Field(
         description="The agency the figures are limited to (a reviewer bound to one); null: every agency."
@@ -73,7 +70,7 @@ async def decision_stats(
     request: Request,
     svc: Service,
     principal: Staff,
-    days: Annotated[int, Query(ge=1, le=366, description="How many days, today (Asia/Shanghai) included.")] = 30,
+    days: DaysQuery = 30,
 ) -> DecisionStats:
     today = today_in_changzhou()
     window = CalendarWindow(today, days)
